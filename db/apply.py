@@ -1,0 +1,121 @@
+"""Apply the database: migrations, then every function file, then the pg_cron jobs.
+
+    python -m db.apply [--no-schedule]      (DATABASE_URL names the database)
+
+Running it twice changes nothing: migrations are applied once (yoyo), function
+files are reloaded with CREATE OR REPLACE every time, and pg_cron jobs are
+upserted by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from yoyo import get_backend, read_migrations
+
+DB_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = DB_DIR / "migrations"
+FUNCTIONS_DIR = DB_DIR / "functions"
+
+# pg_cron: the draw at Monday 00:01 UTC, and an hourly catch-up for missed weeks.
+DRAW_JOBS = {
+    "lottery-draw": "1 0 * * 1",
+    "lottery-catchup": "11 * * * *",
+}
+DRAW_COMMAND = "SELECT run_due_draws()"
+
+
+def yoyo_url(database_url: str) -> str:
+    """yoyo wants its own scheme to pick the psycopg 3 driver."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise SystemExit(f"DATABASE_URL must be a postgresql:// URL, got {database_url!r}")
+    return "postgresql+psycopg://" + rest
+
+
+def apply_migrations(database_url: str) -> list[str]:
+    backend = get_backend(yoyo_url(database_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return [m.id for m in pending]
+
+
+def function_files() -> list[Path]:
+    return sorted(FUNCTIONS_DIR.glob("*.sql"))
+
+
+def load_functions(conn: psycopg.Connection) -> int:
+    """Reload every function file in one transaction: all or none."""
+    files = function_files()
+    with conn.transaction():
+        for path in files:
+            try:
+                conn.execute(path.read_text())
+            except psycopg.Error as exc:
+                raise SystemExit(f"{path.relative_to(DB_DIR.parent)}: {exc}") from exc
+    return len(files)
+
+
+def schedule_draws(conn: psycopg.Connection, database_url: str, log) -> bool:
+    """Upsert the pg_cron jobs in cron.database_name, targeting this database."""
+    cron_db = conn.execute("SELECT current_setting('cron.database_name', true)").fetchone()[0]
+    dbname = conn.info.dbname
+    if not cron_db:
+        log("pg_cron is not loaded on this server (shared_preload_libraries): "
+            "the weekly draw is NOT scheduled. Run SELECT run_due_draws(); yourself, "
+            "or load pg_cron and apply again.")
+        return False
+    params = conninfo_to_dict(database_url)
+    params["dbname"] = cron_db
+    try:
+        with psycopg.connect(make_conninfo(**params), autocommit=True) as cron:
+            cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            for name, schedule in DRAW_JOBS.items():
+                cron.execute(
+                    "SELECT cron.schedule_in_database(%s, %s, %s, %s)",
+                    (f"{name}:{dbname}", schedule, DRAW_COMMAND, dbname),
+                )
+    except psycopg.Error as exc:
+        log(f"pg_cron could not be set up in database {cron_db!r} ({exc.sqlstate}: {exc}): "
+            "the weekly draw is NOT scheduled.")
+        return False
+    log(f"pg_cron: draw jobs scheduled in {cron_db!r} for database {dbname!r} "
+        f"({', '.join(f'{n} {s}' for n, s in DRAW_JOBS.items())}, UTC)")
+    return True
+
+
+def apply(database_url: str, schedule: bool = True, log=print) -> None:
+    applied = apply_migrations(database_url)
+    log(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", none pending"))
+    with psycopg.connect(database_url) as conn:
+        count = load_functions(conn)
+        log(f"functions: {count} files reloaded from {FUNCTIONS_DIR.relative_to(DB_DIR.parent)}/")
+        with conn.transaction():
+            adopted = conn.execute("SELECT adopt_existing_events()").fetchone()[0]
+        if adopted:
+            log(f"aggregates: built from {adopted} existing events")
+        if schedule:
+            schedule_draws(conn, database_url, log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-schedule", action="store_true", help="do not register pg_cron jobs")
+    args = parser.parse_args(argv)
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        print("DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/lottery)", file=sys.stderr)
+        return 2
+    apply(database_url, schedule=not args.no_schedule)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""A private PostgreSQL 15 cluster with pg_cron, for `make run` and the tests.
+
+    python -m db.cluster start DATADIR PORT
+    python -m db.cluster stop DATADIR
+
+PostgreSQL refuses to run as root; when we are root, initdb, pg_ctl and the
+server run as the `postgres` system user (which owns DATADIR).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "shared_preload_libraries": "'pg_cron'",
+    # pg_cron lives in the stable `postgres` database and schedules into the
+    # app databases with cron.schedule_in_database.
+    "cron.database_name": "'postgres'",
+    "cron.use_background_workers": "on",
+    "max_worker_processes": "32",
+    "max_connections": "200",
+    "timezone": "'UTC'",
+    "fsync": "on",
+}
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _give_to_postgres(path: Path) -> None:
+    """As root: let the postgres user own PATH and traverse every ancestor."""
+    if os.geteuid() != 0:
+        return
+    shutil.chown(path, "postgres", "postgres")
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def is_running(datadir: Path) -> bool:
+    if not (datadir / "PG_VERSION").exists():
+        return False
+    result = subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "status", "-D", str(datadir)]),
+                            capture_output=True)
+    return result.returncode == 0
+
+
+def init(datadir: Path) -> None:
+    datadir.mkdir(parents=True, exist_ok=True)
+    _give_to_postgres(datadir)
+    datadir.chmod(0o700)
+    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(datadir), "-U", "postgres",
+                                 "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(datadir / "postgresql.conf", "a") as conf:
+        conf.write("\n# db/cluster.py\n")
+        for key, value in SETTINGS.items():
+            conf.write(f"{key} = {value}\n")
+
+
+def start(datadir: Path, port: int) -> None:
+    datadir = datadir.resolve()
+    if not (datadir / "PG_VERSION").exists():
+        init(datadir)
+    if is_running(datadir):
+        return
+    log = datadir / "server.log"
+    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(datadir),
+                                 "-l", str(log),
+                                 "-o", f"-p {port} -k {datadir}"]),
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def stop(datadir: Path, mode: str = "fast") -> None:
+    datadir = datadir.resolve()
+    if is_running(datadir):
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "stop", "-w", "-m", mode, "-D", str(datadir)]),
+                       check=True, stdout=subprocess.DEVNULL)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in ("start", "stop", "status"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    datadir = Path(argv[1])
+    if argv[0] == "start":
+        start(datadir, int(argv[2]) if len(argv) > 2 else 5432)
+    elif argv[0] == "stop":
+        stop(datadir)
+    else:
+        print("running" if is_running(datadir) else "stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,97 @@
+-- ISO weeks in UTC. A week is the half-open range [Monday 00:00, next Monday 00:00)
+-- and is named by its Monday (a date). Nothing here reads the session TimeZone.
+
+CREATE OR REPLACE FUNCTION lottery_week(p_day date)
+RETURNS date
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT date_trunc('week', p_day::timestamp)::date $$;
+COMMENT ON FUNCTION lottery_week(date) IS
+    'The Monday of the ISO week containing p_day.';
+GRANT EXECUTE ON FUNCTION lottery_week(date) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION lottery_week_at(p_at timestamptz)
+RETURNS date
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT date_trunc('week', p_at AT TIME ZONE 'UTC')::date $$;
+COMMENT ON FUNCTION lottery_week_at(timestamptz) IS
+    'The Monday of the UTC ISO week containing the instant p_at.';
+GRANT EXECUTE ON FUNCTION lottery_week_at(timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION lottery_week_start_ts(p_week date)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT lottery_week(p_week)::timestamp AT TIME ZONE 'UTC' $$;
+COMMENT ON FUNCTION lottery_week_start_ts(date) IS
+    'Monday 00:00 UTC of the week containing p_week, as an instant.';
+GRANT EXECUTE ON FUNCTION lottery_week_start_ts(date) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION get_week_boundaries(p_at timestamptz DEFAULT now())
+RETURNS TABLE (week_start timestamptz, week_end timestamptz, iso_year integer, iso_week integer)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT s, s + interval '7 days',
+           extract(isoyear FROM p_at AT TIME ZONE 'UTC')::integer,
+           extract(week FROM p_at AT TIME ZONE 'UTC')::integer
+    FROM lottery_week_start_ts(lottery_week_at(p_at)) AS s
+$$;
+COMMENT ON FUNCTION get_week_boundaries(timestamptz) IS
+    'The UTC ISO week containing p_at: week_start inclusive, week_end exclusive (next Monday 00:00 UTC), ISO year and week number.';
+GRANT EXECUTE ON FUNCTION get_week_boundaries(timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION iso_utc(p_at timestamptz)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+COMMENT ON FUNCTION iso_utc(timestamptz) IS
+    'ISO 8601 text of p_at in UTC to the second, e.g. 2026-02-16T00:00:00Z (the frontend''s format).';
+GRANT EXECUTE ON FUNCTION iso_utc(timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION iso_utc_precise(p_at timestamptz)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
+COMMENT ON FUNCTION iso_utc_precise(timestamptz) IS
+    'ISO 8601 text of p_at in UTC with microseconds, for event times where order matters.';
+GRANT EXECUTE ON FUNCTION iso_utc_precise(timestamptz) TO lottery_web, lottery_bi;
+
+-- Parses the week parameter of URLs: a date (2026-11-18) or an ISO 8601
+-- timestamp (a timestamp without offset is read as UTC).
+CREATE OR REPLACE FUNCTION parse_week(p_text text)
+RETURNS date
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+DECLARE
+    v_text text := btrim(p_text);
+BEGIN
+    BEGIN
+        IF v_text ~ '^\d{4}-\d{2}-\d{2}$' THEN
+            RETURN lottery_week(v_text::date);
+        ELSIF v_text ~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$' THEN
+            RETURN lottery_week_at(v_text::timestamptz);
+        ELSIF v_text ~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$' THEN
+            RETURN lottery_week_at(v_text::timestamp AT TIME ZONE 'UTC');
+        END IF;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+                   OR invalid_time_zone_displacement_value THEN
+        NULL;  -- well-shaped but impossible, e.g. 2026-02-30: reported below
+    END;
+    RAISE SQLSTATE 'LTW02' USING
+        MESSAGE = format('invalid week %L', left(p_text, 64)),
+        HINT = 'Use a date such as 2026-11-16 or an ISO 8601 timestamp; any day of the week names that week.';
+END
+$$;
+COMMENT ON FUNCTION parse_week(text) IS
+    'Monday of the week named by a date or ISO 8601 timestamp text (no offset means UTC). Raises LTW02 on anything else.';
+GRANT EXECUTE ON FUNCTION parse_week(text) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION next_draw_at(p_now timestamptz DEFAULT now())
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_now < monday_draw THEN monday_draw
+                ELSE monday_draw + interval '7 days' END
+    FROM (SELECT lottery_week_start_ts(lottery_week_at(p_now)) + interval '1 minute') AS t(monday_draw)
+$$;
+COMMENT ON FUNCTION next_draw_at(timestamptz) IS
+    'The next scheduled draw strictly after p_now: Monday 00:01 UTC.';
+GRANT EXECUTE ON FUNCTION next_draw_at(timestamptz) TO lottery_web, lottery_bi;

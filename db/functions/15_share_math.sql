@@ -1,0 +1,68 @@
+-- Pure functions over shares and hashes; no table access.
+
+CREATE OR REPLACE FUNCTION json_difficulty(p_value jsonb)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- The numeric bounds keep the float cast from overflowing or underflowing.
+    SELECT CASE WHEN jsonb_typeof(p_value) = 'number'
+                 AND p_value::numeric BETWEEN 1e-300 AND 1e300
+                THEN p_value::double precision END
+$$;
+COMMENT ON FUNCTION json_difficulty(jsonb) IS
+    'A difficulty read from JSON: the number when it is a JSON number within 1e-300..1e300, else NULL (missing, string, zero, negative, absurd).';
+GRANT EXECUTE ON FUNCTION json_difficulty(jsonb) TO lottery_web, lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION share_difficulty_from_hash(p_hash text)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    -- ckpool: diff = truediffone / hash, truediffone = 0xFFFF * 2^208, the hash
+    -- read as a 256-bit big-endian integer (display order). Summed from eight
+    -- 32-bit words because PostgreSQL has no 256-bit hex cast.
+    SELECT CASE WHEN p_hash ~ '^[0-9a-fA-F]{64}$' THEN (
+        SELECT (65535 * 2::numeric ^ 208 / nullif(sum(
+                   ('x' || substr(p_hash, 8 * i + 1, 8))::bit(32)::bigint::numeric
+                   * 4294967296::numeric ^ (7 - i)), 0))::double precision
+        FROM generate_series(0, 7) AS i)
+    END
+$$;
+COMMENT ON FUNCTION share_difficulty_from_hash(text) IS
+    'Share difficulty proven by a 64-hex-digit hash (big-endian display order): 0xFFFF * 2^208 / hash. NULL for a malformed or all-zero hash.';
+GRANT EXECUTE ON FUNCTION share_difficulty_from_hash(text) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION get_progress_ratio(p_best double precision, p_network double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_best IS NULL OR p_network IS NULL
+             OR p_best = 'NaN' OR p_network = 'NaN'
+             OR p_best <= 1 OR p_network <= 1 THEN 0.0
+        WHEN p_best >= p_network THEN 1.0
+        ELSE greatest(0.0, least(1.0, log(p_best) / log(p_network)))
+    END
+$$;
+COMMENT ON FUNCTION get_progress_ratio(double precision, double precision) IS
+    'Log-scale progress log10(best)/log10(network), always within [0, 1]: 0 when best <= 1 or network <= 1 (or either is NULL/NaN), 1 when best >= network.';
+GRANT EXECUTE ON FUNCTION get_progress_ratio(double precision, double precision) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION extract_slot_reels(p_hash text)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- Spec 5.4.4: skip the leading zeros, then take the characters at offsets
+    -- 0, 2 and 4; '0' past the end. An all-zero hash starts at 0.
+    SELECT CASE
+        WHEN p_hash IS NULL OR length(p_hash) < 8 THEN ARRAY['0', '0', '0']
+        ELSE ARRAY(
+            SELECT coalesce(nullif(substr(p_hash, start + offs, 1), ''), '0')
+            FROM (SELECT CASE WHEN p_hash ~ '^0*$' THEN 1
+                              ELSE length(substring(p_hash FROM '^0*')) + 1 END) AS s(start),
+                 unnest(ARRAY[0, 2, 4]) WITH ORDINALITY AS o(offs, n)
+            ORDER BY n)
+    END
+$$;
+COMMENT ON FUNCTION extract_slot_reels(text) IS
+    'The three slot reels of a hash: after the leading zeros, the characters at offsets 0, 2, 4. {0,0,0} for NULL or a hash shorter than 8.';
+GRANT EXECUTE ON FUNCTION extract_slot_reels(text) TO lottery_web, lottery_bi;

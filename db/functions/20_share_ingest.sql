@@ -1,0 +1,165 @@
+-- Share ingest: the per-user-per-day and per-user-per-week aggregates are kept
+-- current by one statement-level trigger per INSERT/COPY batch on mining_events,
+-- so neither the draw nor a request ever scans raw events.
+-- A share counts when it is accepted (JSON true), has a user (string, 1-128
+-- characters) and a finite positive numeric sdiff. Anything else is skipped
+-- silently: one malformed event never blocks the rest of its batch.
+
+CREATE OR REPLACE FUNCTION share_user(p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN jsonb_typeof(p_payload->'user') = 'string'
+                 AND length(p_payload->>'user') BETWEEN 1 AND 128
+                THEN p_payload->>'user' END
+$$;
+COMMENT ON FUNCTION share_user(jsonb) IS
+    'The user of a share event payload, or NULL when missing, not a string, empty or longer than 128 characters.';
+GRANT EXECUTE ON FUNCTION share_user(jsonb) TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION share_claimed_difficulty(p_payload jsonb)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT json_difficulty(p_payload->'sdiff') $$;
+COMMENT ON FUNCTION share_claimed_difficulty(jsonb) IS
+    'The sdiff of a share event payload as json_difficulty reads it: NULL when missing, not a JSON number or not a sane positive value.';
+GRANT EXECUTE ON FUNCTION share_claimed_difficulty(jsonb) TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION share_hash(p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_payload->>'hash' ~ '^[0-9a-fA-F]{64}$' THEN lower(p_payload->>'hash') END
+$$;
+COMMENT ON FUNCTION share_hash(jsonb) IS
+    'The hash of a share event payload in lower-case hex, or NULL unless it is 64 hex digits.';
+GRANT EXECUTE ON FUNCTION share_hash(jsonb) TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION share_beats(p_diff double precision, p_at timestamptz,
+                                       p_best_diff double precision, p_best_at timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT p_diff > p_best_diff OR (p_diff = p_best_diff AND p_at < p_best_at) $$;
+COMMENT ON FUNCTION share_beats(double precision, timestamptz, double precision, timestamptz) IS
+    'Whether a share (difficulty, time) replaces a best (difficulty, time): higher difficulty, or the same reached earlier.';
+GRANT EXECUTE ON FUNCTION share_beats(double precision, timestamptz, double precision, timestamptz)
+    TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION aggregate_share_events()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    INSERT INTO event_weeks (week_start)
+    SELECT DISTINCT lottery_week_at(ts) FROM new_events WHERE ts IS NOT NULL
+    ON CONFLICT (week_start) DO NOTHING;
+
+    -- Batch first (one sort), then one upsert per (user, day) and per (user, week).
+    WITH daily AS MATERIALIZED (
+        SELECT DISTINCT ON (user_id, day)
+               user_id, day, sdiff, ts, hash,
+               count(*) OVER (PARTITION BY user_id, day) AS shares
+        FROM (SELECT share_user(payload) AS user_id,
+                     (ts AT TIME ZONE 'UTC')::date AS day,
+                     share_claimed_difficulty(payload) AS sdiff,
+                     ts,
+                     share_hash(payload) AS hash
+              FROM new_events
+              WHERE event_type = 'share_submitted'
+                AND payload->'accepted' = 'true'::jsonb
+                AND ts IS NOT NULL) AS s
+        WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
+        ORDER BY user_id, day, sdiff DESC, ts, hash
+    ), daily_upsert AS (
+        INSERT INTO share_daily_best AS d
+               (user_id, day, best_difficulty, best_at, best_hash, share_count)
+        SELECT user_id, day, sdiff, ts, hash, shares FROM daily
+        ON CONFLICT (user_id, day) DO UPDATE SET
+            share_count = d.share_count + excluded.share_count,
+            best_difficulty = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, d.best_difficulty, d.best_at)
+                                   THEN excluded.best_difficulty ELSE d.best_difficulty END,
+            best_at = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, d.best_difficulty, d.best_at)
+                           THEN excluded.best_at ELSE d.best_at END,
+            best_hash = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, d.best_difficulty, d.best_at)
+                             THEN excluded.best_hash ELSE d.best_hash END
+    )
+    INSERT INTO share_weekly_best AS w
+           (week_start, user_id, best_difficulty, best_at, best_hash, share_count)
+    SELECT DISTINCT ON (user_id, lottery_week(day))
+           lottery_week(day), user_id, sdiff, ts, hash,
+           sum(shares) OVER (PARTITION BY user_id, lottery_week(day))
+    FROM daily
+    ORDER BY user_id, lottery_week(day), sdiff DESC, ts, hash
+    ON CONFLICT (week_start, user_id) DO UPDATE SET
+        share_count = w.share_count + excluded.share_count,
+        best_difficulty = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
+                               THEN excluded.best_difficulty ELSE w.best_difficulty END,
+        best_at = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
+                       THEN excluded.best_at ELSE w.best_at END,
+        best_hash = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
+                         THEN excluded.best_hash ELSE w.best_hash END;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION aggregate_share_events() IS
+    'Statement trigger on mining_events (and share_replay): folds each inserted batch of accepted, well-formed shares into share_daily_best and share_weekly_best, and records the weeks that saw events.';
+
+CREATE OR REPLACE TRIGGER aggregate_shares
+    AFTER INSERT ON mining_events
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION aggregate_share_events();
+
+CREATE OR REPLACE TRIGGER aggregate_shares
+    AFTER INSERT ON share_replay
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION aggregate_share_events();
+
+CREATE OR REPLACE FUNCTION rebuild_share_aggregates(p_from date DEFAULT NULL, p_to date DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_from date := lottery_week(coalesce(p_from, (SELECT min(ts AT TIME ZONE 'UTC')::date FROM mining_events)));
+    v_to   date := lottery_week(coalesce(p_to, (SELECT max(ts AT TIME ZONE 'UTC')::date FROM mining_events)));
+    v_week date;
+    v_events bigint := 0;
+    v_batch bigint;
+BEGIN
+    IF v_from IS NULL OR v_to IS NULL THEN
+        RETURN 0;  -- no events at all
+    END IF;
+    -- Whole weeks, one day per batch: the trigger's sort stays small.
+    FOR v_week IN SELECT generate_series(v_from, v_to, interval '7 days')::date LOOP
+        DELETE FROM share_weekly_best WHERE week_start = v_week;
+        DELETE FROM share_daily_best WHERE day >= v_week AND day < v_week + 7;
+        FOR d IN 0..6 LOOP
+            INSERT INTO share_replay (ts, event_type, payload)
+            SELECT ts, event_type, payload FROM mining_events
+            WHERE ts >= lottery_week_start_ts(v_week) + make_interval(days => d)
+              AND ts <  lottery_week_start_ts(v_week) + make_interval(days => d + 1);
+            GET DIAGNOSTICS v_batch = ROW_COUNT;
+            v_events := v_events + v_batch;
+            TRUNCATE share_replay;
+        END LOOP;
+    END LOOP;
+    RETURN v_events;
+END
+$$;
+COMMENT ON FUNCTION rebuild_share_aggregates(date, date) IS
+    'Recomputes the share aggregates of every week from p_from to p_to (default: all events) from raw mining_events; returns the number of events replayed. For repairs and for adopting an existing mining_events table.';
+
+CREATE OR REPLACE FUNCTION adopt_existing_events()
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    -- event_weeks gets a row for every week that saw an event, so events with
+    -- no week recorded mean the aggregates were never built from them.
+    IF NOT EXISTS (SELECT FROM event_weeks) AND EXISTS (SELECT FROM mining_events) THEN
+        RETURN rebuild_share_aggregates();
+    END IF;
+    RETURN 0;
+END
+$$;
+COMMENT ON FUNCTION adopt_existing_events() IS
+    'Run by every apply: when mining_events holds events that never passed the aggregate trigger (a pre-existing table), builds the aggregates from them. Returns the number of events replayed (0 when nothing to do).';

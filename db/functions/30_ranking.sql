@@ -1,0 +1,71 @@
+-- Reads over the aggregates: live rank of the open (or not yet drawn) week,
+-- network difficulty and found blocks.
+
+CREATE OR REPLACE FUNCTION check_user_id(p_user_id text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_user_id IS NULL OR length(p_user_id) NOT BETWEEN 1 AND 128 THEN
+        RAISE SQLSTATE 'LTU01' USING
+            MESSAGE = 'invalid user id',
+            HINT = 'A user id is a non-empty string of at most 128 characters.';
+    END IF;
+    RETURN p_user_id;
+END
+$$;
+COMMENT ON FUNCTION check_user_id(text) IS
+    'Returns p_user_id when it is a valid user id (1-128 characters); raises LTU01 otherwise.';
+GRANT EXECUTE ON FUNCTION check_user_id(text) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,
+                                         p_now timestamptz DEFAULT now())
+RETURNS TABLE (rank bigint, participants bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    -- The draw's order: best DESC, then first reached ASC, then user id ASC.
+    -- Counting the users ahead in two index ranges keeps this an index-only scan.
+    WITH wk AS (SELECT coalesce(lottery_week(p_week_start), lottery_week_at(p_now)) AS week),
+    me AS (SELECT b.* FROM share_weekly_best b, wk
+           WHERE b.week_start = wk.week AND b.user_id = check_user_id(p_user_id))
+    SELECT coalesce((SELECT 1
+                     + (SELECT count(*) FROM share_weekly_best o
+                        WHERE o.week_start = me.week_start AND o.best_difficulty > me.best_difficulty)
+                     + (SELECT count(*) FROM share_weekly_best o
+                        WHERE o.week_start = me.week_start AND o.best_difficulty = me.best_difficulty
+                          AND (o.best_at, o.user_id) < (me.best_at, me.user_id))
+                     FROM me), 0),
+           (SELECT count(*) FROM share_weekly_best o, wk WHERE o.week_start = wk.week)
+$$;
+COMMENT ON FUNCTION get_live_rank(text, date, timestamptz) IS
+    'Provisional rank of a user in a week (default: the week of p_now) in the draw''s exact order, and the number of participants so far. Rank 0 without shares.';
+GRANT EXECUTE ON FUNCTION get_live_rank(text, date, timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION network_difficulty_at(p_at timestamptz)
+RETURNS double precision
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT json_difficulty(payload->'diff') FROM mining_events
+         WHERE event_type = 'new_block_network' AND ts <= p_at
+           AND json_difficulty(payload->'diff') IS NOT NULL
+         ORDER BY ts DESC LIMIT 1),
+        86388558925171)
+$$;
+COMMENT ON FUNCTION network_difficulty_at(timestamptz) IS
+    'The network difficulty of the latest valid new_block_network event at or before p_at; 86388558925171 when none is known.';
+GRANT EXECUTE ON FUNCTION network_difficulty_at(timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION user_found_block(p_user_id text, p_week_start date)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT FROM mining_events
+        WHERE event_type = 'block_found' AND payload->>'user' = p_user_id
+          AND ts >= lottery_week_start_ts(p_week_start)
+          AND ts <  lottery_week_start_ts(p_week_start) + interval '7 days')
+$$;
+COMMENT ON FUNCTION user_found_block(text, date) IS
+    'Whether a block_found event names this user in the week of p_week_start.';
+GRANT EXECUTE ON FUNCTION user_found_block(text, date) TO lottery_web, lottery_bi;

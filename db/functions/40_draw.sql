@@ -1,0 +1,117 @@
+-- The weekly draw. One transaction writes the draw row, every result, the XP
+-- ledger, the top-10 notifications, the weekly_rankings refresh and the
+-- lottery_drawn NOTIFY: it lands whole or not at all.
+
+CREATE OR REPLACE FUNCTION run_lottery_draw(p_week_start date DEFAULT NULL,
+                                            p_now timestamptz DEFAULT now())
+RETURNS lottery_draws
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_week  date := coalesce(lottery_week(p_week_start), lottery_week_at(p_now) - 7);
+    v_start timestamptz := lottery_week_start_ts(v_week);
+    v_draw  lottery_draws;
+    v_participants integer;
+    v_shares bigint;
+BEGIN
+    IF v_start + interval '7 days' > p_now THEN
+        RAISE SQLSTATE 'LTW01' USING
+            MESSAGE = format('the week of %s has not closed yet', v_week),
+            HINT = format('It closes at %s; the scheduled draw runs at Monday 00:01 UTC.',
+                          iso_utc(v_start + interval '7 days'));
+    END IF;
+
+    -- Claim the week. A concurrent call for the same week waits here on the
+    -- unique index until the first commits, then finds the completed draw.
+    INSERT INTO lottery_draws (week_start, week_end, status)
+    VALUES (v_start, v_start + interval '7 days', 'in_progress')
+    ON CONFLICT (week_start) DO NOTHING
+    RETURNING * INTO v_draw;
+
+    IF NOT FOUND THEN
+        SELECT * INTO v_draw FROM lottery_draws WHERE week_start = v_start FOR UPDATE;
+        IF v_draw.status = 'completed' THEN
+            RETURN v_draw;
+        END IF;
+        -- A row left pending or failed by hand: draw it again from scratch.
+        DELETE FROM lottery_results WHERE draw_id = v_draw.id;
+    END IF;
+
+    WITH ranked AS (
+        SELECT b.*, row_number() OVER (ORDER BY b.best_difficulty DESC, b.best_at, b.user_id) AS rank
+        FROM share_weekly_best b
+        WHERE b.week_start = v_week
+    ), last_game AS (
+        SELECT DISTINCT ON (user_id) user_id, game_type
+        FROM game_sessions
+        WHERE week_start = v_start
+        ORDER BY user_id, last_played_at DESC, game_type
+    ), results AS (
+        INSERT INTO lottery_results (draw_id, user_id, rank, best_difficulty, best_share_at,
+                                     best_hash, ticket_count, xp_awarded, game_played)
+        SELECT v_draw.id, r.user_id, r.rank, r.best_difficulty, r.best_at,
+               r.best_hash, r.share_count, calculate_xp_for_rank(r.rank), g.game_type
+        FROM ranked r LEFT JOIN last_game g USING (user_id)
+        ORDER BY r.rank
+        RETURNING user_id, rank, best_difficulty, ticket_count, xp_awarded
+    ), xp AS (
+        INSERT INTO xp_transactions (user_id, amount, source, reference_id, description)
+        SELECT user_id, xp_awarded, 'lottery', v_draw.id::text,
+               format('Weekly Lottery Rank #%s (week of %s)', rank, v_week)
+        FROM results
+        ON CONFLICT (user_id, source, reference_id) DO NOTHING
+    ), top10 AS (
+        INSERT INTO notifications (user_id, category, title, body)
+        SELECT user_id, 'gamification', 'Top 10 Weekly Lottery!',
+               format('You ranked #%s in the week of %s with difficulty %s. +%s XP!',
+                      rank, v_week, round(best_difficulty::numeric, 2), xp_awarded)
+        FROM results
+        WHERE rank <= 10
+    )
+    SELECT count(*), coalesce(sum(ticket_count), 0) INTO v_participants, v_shares FROM results;
+
+    UPDATE lottery_draws
+    SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
+        drawn_at = p_now, updated_at = now()
+    WHERE id = v_draw.id
+    RETURNING * INTO v_draw;
+
+    REFRESH MATERIALIZED VIEW weekly_rankings;
+
+    PERFORM pg_notify('lottery_events', jsonb_build_object(
+        'event', 'lottery_drawn',
+        'data', jsonb_build_object(
+            'drawId', v_draw.id,
+            'weekStart', iso_utc(v_draw.week_start),
+            'weekEnd', iso_utc(v_draw.week_end - interval '1 second'),
+            'totalParticipants', v_draw.total_participants,
+            'totalShares', v_draw.total_shares))::text);
+    RETURN v_draw;
+END
+$$;
+COMMENT ON FUNCTION run_lottery_draw(date, timestamptz) IS
+    'Draws the week containing p_week_start (default: the last week closed before p_now) and returns its lottery_draws row. Idempotent and safe under concurrency: a drawn week is returned as it is. Raises LTW01 for a week that has not closed.';
+GRANT EXECUTE ON FUNCTION run_lottery_draw(date, timestamptz) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION run_due_draws(p_now timestamptz DEFAULT now())
+RETURNS SETOF lottery_draws
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_week date;
+BEGIN
+    FOR v_week IN
+        SELECT e.week_start FROM event_weeks e
+        WHERE e.week_start + 7 <= lottery_week_at(p_now)
+          AND NOT EXISTS (SELECT FROM lottery_draws d
+                          WHERE d.week_start = lottery_week_start_ts(e.week_start)
+                            AND d.status = 'completed')
+        ORDER BY e.week_start
+    LOOP
+        RETURN NEXT run_lottery_draw(v_week, p_now);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION run_due_draws(timestamptz) IS
+    'Draws every week that closed before p_now, saw events and has no completed draw, oldest first; returns the draws it made. pg_cron runs it Monday 00:01 UTC and hourly for catch-up.';
+GRANT EXECUTE ON FUNCTION run_due_draws(timestamptz) TO lottery_web;

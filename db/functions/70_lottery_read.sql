@@ -1,0 +1,132 @@
+-- Read side of the lottery for the frontend: a draw with the caller's result
+-- and the top 10, and a user's all-time statistics.
+
+CREATE OR REPLACE FUNCTION lottery_result_json(p_result lottery_results)
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'rank', p_result.rank,
+        'userId', p_result.user_id,
+        'displayName', coalesce((SELECT u.display_name FROM users u WHERE u.id = p_result.user_id),
+                                p_result.user_id),
+        'bestDifficulty', p_result.best_difficulty,
+        'xpAwarded', p_result.xp_awarded,
+        'gamePlayed', p_result.game_played)
+$$;
+COMMENT ON FUNCTION lottery_result_json(lottery_results) IS
+    'The camelCase JSON of one lottery result: rank, userId, displayName (the user id when users has none), bestDifficulty, xpAwarded, gamePlayed.';
+
+CREATE OR REPLACE FUNCTION lottery_draw_json(p_draw lottery_draws, p_user_id text,
+                                             p_now timestamptz DEFAULT now())
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'id', p_draw.id,
+        'weekStart', iso_utc(p_draw.week_start),
+        'weekEnd', iso_utc(p_draw.week_end - interval '1 second'),
+        'totalParticipants', p_draw.total_participants,
+        'totalShares', p_draw.total_shares,
+        'drawnAt', iso_utc_precise(p_draw.drawn_at),
+        'status', p_draw.status,
+        'myResult', (SELECT lottery_result_json(r) FROM lottery_results r
+                     WHERE r.draw_id = p_draw.id AND r.user_id = p_user_id),
+        'top10', (SELECT coalesce(jsonb_agg(lottery_result_json(r) ORDER BY r.rank), '[]'::jsonb)
+                  FROM lottery_results r WHERE r.draw_id = p_draw.id AND r.rank <= 10),
+        'nextDrawAt', iso_utc(next_draw_at(p_now)))
+$$;
+COMMENT ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) IS
+    'The camelCase JSON of a draw as the lottery endpoints return it: the draw, myResult (the given user''s result or null), top10 and nextDrawAt.';
+GRANT EXECUTE ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION raise_draw_not_found(p_what text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE SQLSTATE 'LTN01' USING
+        MESSAGE = format('no completed lottery draw %s', p_what),
+        HINT = 'Draws run every Monday at 00:01 UTC for the week that just closed.';
+END
+$$;
+COMMENT ON FUNCTION raise_draw_not_found(text) IS
+    'Raises LTN01 (no such draw) with a message naming what was asked for.';
+
+CREATE OR REPLACE FUNCTION get_current_lottery(p_user_id text, p_now timestamptz DEFAULT now())
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_draw lottery_draws;
+BEGIN
+    PERFORM check_user_id(p_user_id);
+    SELECT * INTO v_draw FROM lottery_draws
+    WHERE status = 'completed' ORDER BY week_start DESC LIMIT 1;
+    IF NOT FOUND THEN
+        PERFORM raise_draw_not_found('yet');
+    END IF;
+    RETURN lottery_draw_json(v_draw, p_user_id, p_now);
+END
+$$;
+COMMENT ON FUNCTION get_current_lottery(text, timestamptz) IS
+    'The most recent completed draw with the user''s result, the top 10 and nextDrawAt. Raises LTN01 when no draw exists.';
+GRANT EXECUTE ON FUNCTION get_current_lottery(text, timestamptz) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION get_lottery_by_week(p_user_id text, p_week_start date,
+                                               p_now timestamptz DEFAULT now())
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_draw lottery_draws;
+BEGIN
+    PERFORM check_user_id(p_user_id);
+    SELECT * INTO v_draw FROM lottery_draws
+    WHERE week_start = lottery_week_start_ts(p_week_start) AND status = 'completed';
+    IF NOT FOUND THEN
+        PERFORM raise_draw_not_found(format('for the week of %s', lottery_week(p_week_start)));
+    END IF;
+    RETURN lottery_draw_json(v_draw, p_user_id, p_now);
+END
+$$;
+COMMENT ON FUNCTION get_lottery_by_week(text, date, timestamptz) IS
+    'The completed draw of the week containing p_week_start with the user''s result, the top 10 and nextDrawAt. Raises LTN01 when that week has no draw.';
+GRANT EXECUTE ON FUNCTION get_lottery_by_week(text, date, timestamptz) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION get_lottery_stats(p_user_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    WITH mine AS (
+        SELECT r.rank, r.xp_awarded, d.week_start
+        FROM lottery_results r JOIN lottery_draws d ON d.id = r.draw_id
+        WHERE r.user_id = check_user_id(p_user_id) AND d.status = 'completed'
+    ), latest AS (
+        SELECT max(week_start) AS week_start FROM lottery_draws WHERE status = 'completed'
+    ), streak AS (
+        -- Consecutive weeks back from the latest draw: once a week is missing,
+        -- every older week falls off the expected date.
+        SELECT count(*) AS weeks
+        FROM (SELECT week_start, row_number() OVER (ORDER BY week_start DESC) AS n FROM mine) AS m, latest
+        WHERE m.week_start = latest.week_start - (m.n - 1) * interval '7 days'
+    ), favourite AS (
+        SELECT game_type FROM game_sessions WHERE user_id = p_user_id
+        GROUP BY game_type ORDER BY sum(play_count) DESC, max(last_played_at) DESC, game_type
+        LIMIT 1
+    )
+    SELECT jsonb_build_object(
+        'totalWeeksParticipated', count(*),
+        'bestRank', coalesce(min(rank), 0),
+        'averageRank', coalesce(round(avg(rank), 2), 0),
+        'totalXpFromLottery', coalesce(sum(xp_awarded), 0),
+        'mostPlayedGame', (SELECT game_type FROM favourite),
+        'weeksInTop10', count(*) FILTER (WHERE rank <= 10),
+        'weeksInTop50', count(*) FILTER (WHERE rank <= 50),
+        'weeksInTop100', count(*) FILTER (WHERE rank <= 100),
+        'currentStreak', (SELECT weeks FROM streak))
+    FROM mine
+$$;
+COMMENT ON FUNCTION get_lottery_stats(text) IS
+    'A user''s all-time lottery statistics (spec LotteryStatsResponse, camelCase). currentStreak counts consecutive weeks with a result, back from the latest completed draw.';
+GRANT EXECUTE ON FUNCTION get_lottery_stats(text) TO lottery_web;
