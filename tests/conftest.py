@@ -62,6 +62,26 @@ lottery_proc = factories.postgresql_noproc(
 fresh_db = factories.postgresql("lottery_proc")
 
 
+class ClusterControl:
+    """Stop and start the test cluster, for outage and restart tests."""
+
+    host, port, user = HOST, PORT, USER
+
+    def stop(self, mode: str = "fast") -> None:
+        cluster.stop(_DATADIR, mode=mode)
+
+    def start(self) -> None:
+        cluster.start(_DATADIR, PORT)
+
+    def url(self, dbname: str) -> str:
+        return database_url(dbname)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> ClusterControl:
+    return ClusterControl()
+
+
 @pytest.fixture(scope="session")
 def shared_db_name(lottery_proc):
     """One clone of the template for the rolled-back tests of the whole session."""
