@@ -1,0 +1,93 @@
+"""db/apply.py (`make migrate`): idempotent, adopts an existing mining_events, documents every function."""
+
+import uuid
+
+import psycopg
+import pytest
+
+from db import apply as db_apply
+from tests.helpers import add_shares
+
+SCHEMA_SNAPSHOT = """
+    SELECT 'function', p.oid::regprocedure::text || md5(pg_get_functiondef(p.oid)) FROM pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
+    UNION ALL SELECT 'relation', c.relname || ':' || c.relkind::text FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace
+    UNION ALL SELECT 'trigger', tgname || ':' || tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal
+    ORDER BY 1, 2"""
+
+
+@pytest.fixture
+def empty_database(pg_cluster):
+    """A database made with CREATE DATABASE, not from the template."""
+    name = f"apply_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield pg_cluster.url(name)
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_apply_twice_changes_nothing(empty_database):
+    lines = []
+    db_apply.apply(empty_database, schedule=False, log=lines.append)
+    with psycopg.connect(empty_database) as conn:
+        before = conn.execute(SCHEMA_SNAPSHOT).fetchall()
+    lines.clear()
+    db_apply.apply(empty_database, schedule=False, log=lines.append)
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute(SCHEMA_SNAPSHOT).fetchall() == before
+    assert lines[0] == "migrations: 0 applied, none pending"
+    assert any(line.startswith("functions: ") for line in lines)
+
+
+def test_existing_mining_events_table_is_adopted(empty_database):
+    with psycopg.connect(empty_database) as conn:
+        conn.execute("CREATE TABLE mining_events (ts timestamptz NOT NULL, event_type text NOT NULL,"
+                     " payload jsonb, source text)")
+        add_shares(conn, ("alice", 50.0, "2026-11-17 00:00"), ("alice", 70.0, "2026-11-18 00:00"),
+                   ("bob", 60.0, "2026-11-18 00:00"))
+    lines = []
+    db_apply.apply(empty_database, schedule=False, log=lines.append)
+    assert "aggregates: built from 3 existing events" in lines
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute("SELECT user_id, best_difficulty, share_count FROM share_weekly_best"
+                            " ORDER BY user_id").fetchall() == [("alice", 70.0, 2), ("bob", 60.0, 1)]
+        assert conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'mining_events'"
+                            " ORDER BY ordinal_position").fetchall()[-1] == ("source",)
+        add_shares(conn, ("carol", 1.0, "2026-11-19 00:00"))  # and the trigger now follows new ones
+        assert conn.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0] == 3
+
+
+def test_every_function_and_view_has_a_comment(db):
+    missing = db.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+        UNION ALL
+        SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm')
+          AND obj_description(c.oid, 'pg_class') IS NULL AND c.relname <> 'weekly_rankings'""").fetchall()
+    assert missing == []
+
+
+def test_security_definer_functions_pin_search_path(db):
+    unpinned = db.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
+          AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')""").fetchall()
+    assert unpinned == []
+    assert db.execute("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+                      " AND prosecdef").fetchone()[0] >= 10
+
+
+def test_web_role_may_execute_the_api_but_not_public(db):
+    for fn in ("get_weekly_game_data(text, date, timestamptz)", "record_game_session(text, text, jsonb, date, timestamptz)",
+               "get_current_lottery(text, timestamptz)", "run_lottery_draw(date, timestamptz)"):
+        assert db.execute("SELECT has_function_privilege('lottery_web', %s, 'EXECUTE'),"
+                          " has_function_privilege('public', %s, 'EXECUTE')", (fn, fn)).fetchone() == (True, False)
+
+
+def test_a_dba_calls_the_draw_without_setting_search_path(db):
+    db.execute("SET LOCAL search_path = DEFAULT")
+    row = db.execute("SELECT week_start, status FROM run_lottery_draw('2026-11-16')").fetchone()
+    assert row[1] == "completed"

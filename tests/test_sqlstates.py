@@ -1,0 +1,54 @@
+"""db/sqlstates.tsv is the one registry of the SQLSTATEs the functions raise."""
+
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def registry() -> dict[str, int]:
+    rows = [line.split("\t") for line in (ROOT / "db" / "sqlstates.tsv").read_text().splitlines()
+            if line and not line.startswith("#")]
+    header, *body = rows
+    assert header[:2] == ["code", "http"]
+    return {code: int(http) for code, http, *_ in body}
+
+
+def raised_codes() -> set[str]:
+    text = "\n".join(p.read_text() for p in (ROOT / "db" / "functions").glob("*.sql"))
+    return set(re.findall(r"SQLSTATE '([0-9A-Z]{5})'", text))
+
+
+def test_registry_lists_exactly_the_codes_raised():
+    assert raised_codes() == set(registry())
+
+
+def test_codes_are_ours_and_statuses_are_client_errors():
+    for code, status in registry().items():
+        assert re.fullmatch(r"LT[0-9A-Z]{3}", code)
+        assert 400 <= status < 500
+
+
+@pytest.mark.parametrize("sql, code", [
+    ("SELECT parse_week('nope')", "LTW02"),
+    ("SELECT run_lottery_draw('2999-01-04')", "LTW01"),
+    ("SELECT get_game_data('a', 'poker')", "LTG01"),
+    ("SELECT record_game_session('a', 'slots', '[]')", "LTG02"),
+    ("SELECT record_game_session('a', 'slots', '{}', '2999-01-04')", "LTG03"),
+    ("SELECT get_game_history('a', 0)", "LTP01"),
+    ("SELECT get_weekly_game_data('')", "LTU01"),
+    ("SELECT get_lottery_by_week('a', '1999-01-04')", "LTN01"),
+])
+def test_every_registered_code_is_raised_with_a_hint(db, sql, code):
+    with pytest.raises(psycopg.Error) as err:
+        db.execute(sql)
+    assert err.value.sqlstate == code
+    assert err.value.diag.message_hint
+
+
+def test_parametrized_cases_cover_the_registry():
+    covered = {code for _, code in test_every_registered_code_is_raised_with_a_hint.pytestmark[0].args[1]}
+    assert covered == set(registry())
