@@ -13,6 +13,17 @@ COMMENT ON FUNCTION json_difficulty(jsonb) IS
     'A difficulty read from JSON: the number when it is a JSON number within 1e-300..1e300, else NULL (missing, string, zero, negative, absurd).';
 GRANT EXECUTE ON FUNCTION json_difficulty(jsonb) TO lottery_web, lottery_bi, lottery_ingest;
 
+CREATE OR REPLACE FUNCTION clean_hash(p_hash text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- A negated class, not ^[0-9a-f]{64}$: that bounded repeat costs ~8 us a call.
+    SELECT CASE WHEN length(p_hash) = 64 AND p_hash !~ '[^0-9a-fA-F]' THEN lower(p_hash) END
+$$;
+COMMENT ON FUNCTION clean_hash(text) IS
+    'A share hash in lower-case hex when it is exactly 64 hex digits, else NULL.';
+GRANT EXECUTE ON FUNCTION clean_hash(text) TO lottery_web, lottery_bi, lottery_ingest;
+
 CREATE OR REPLACE FUNCTION share_difficulty_from_hash(p_hash text)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -20,7 +31,7 @@ AS $$
     -- ckpool: diff = truediffone / hash, truediffone = 0xFFFF * 2^208, the hash
     -- read as a 256-bit big-endian integer (display order). Summed from eight
     -- 32-bit words because PostgreSQL has no 256-bit hex cast.
-    SELECT CASE WHEN p_hash ~ '^[0-9a-fA-F]{64}$' THEN (
+    SELECT CASE WHEN clean_hash(p_hash) IS NOT NULL THEN (
         SELECT (65535 * 2::numeric ^ 208 / nullif(sum(
                    ('x' || substr(p_hash, 8 * i + 1, 8))::bit(32)::bigint::numeric
                    * 4294967296::numeric ^ (7 - i)), 0))::double precision

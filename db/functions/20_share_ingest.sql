@@ -25,16 +25,6 @@ COMMENT ON FUNCTION share_claimed_difficulty(jsonb) IS
     'The sdiff of a share event payload as json_difficulty reads it: NULL when missing, not a JSON number or not a sane positive value.';
 GRANT EXECUTE ON FUNCTION share_claimed_difficulty(jsonb) TO lottery_bi, lottery_ingest;
 
-CREATE OR REPLACE FUNCTION share_hash(p_payload jsonb)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT CASE WHEN p_payload->>'hash' ~ '^[0-9a-fA-F]{64}$' THEN lower(p_payload->>'hash') END
-$$;
-COMMENT ON FUNCTION share_hash(jsonb) IS
-    'The hash of a share event payload in lower-case hex, or NULL unless it is 64 hex digits.';
-GRANT EXECUTE ON FUNCTION share_hash(jsonb) TO lottery_bi, lottery_ingest;
-
 CREATE OR REPLACE FUNCTION share_beats(p_diff double precision, p_at timestamptz,
                                        p_best_diff double precision, p_best_at timestamptz)
 RETURNS boolean
@@ -55,21 +45,24 @@ BEGIN
     ON CONFLICT (week_start) DO NOTHING;
 
     -- Batch first (one sort), then one upsert per (user, day) and per (user, week).
+    -- User ids sort in "C" order: locale-aware comparison would double the sort.
+    -- The hash is checked only for the winning rows, not for every share.
     WITH daily AS MATERIALIZED (
-        SELECT DISTINCT ON (user_id, day)
-               user_id, day, sdiff, ts, hash,
-               count(*) OVER (PARTITION BY user_id, day) AS shares
-        FROM (SELECT share_user(payload) AS user_id,
-                     (ts AT TIME ZONE 'UTC')::date AS day,
-                     share_claimed_difficulty(payload) AS sdiff,
-                     ts,
-                     share_hash(payload) AS hash
-              FROM new_events
-              WHERE event_type = 'share_submitted'
-                AND payload->'accepted' = 'true'::jsonb
-                AND ts IS NOT NULL) AS s
-        WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
-        ORDER BY user_id, day, sdiff DESC, ts, hash
+        SELECT user_id, day, sdiff, ts, clean_hash(raw_hash) AS hash, shares
+        FROM (SELECT DISTINCT ON (user_id, day)
+                     user_id, day, sdiff, ts, raw_hash,
+                     count(*) OVER (PARTITION BY user_id, day) AS shares
+              FROM (SELECT share_user(payload) COLLATE "C" AS user_id,
+                           (ts AT TIME ZONE 'UTC')::date AS day,
+                           share_claimed_difficulty(payload) AS sdiff,
+                           ts,
+                           payload->>'hash' AS raw_hash
+                    FROM new_events
+                    WHERE event_type = 'share_submitted'
+                      AND payload->'accepted' = 'true'::jsonb
+                      AND ts IS NOT NULL) AS s
+              WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
+              ORDER BY user_id, day, sdiff DESC, ts, raw_hash) AS best_of_day
     ), daily_upsert AS (
         INSERT INTO share_daily_best AS d
                (user_id, day, best_difficulty, best_at, best_hash, share_count)

@@ -1,0 +1,79 @@
+# Weekly lottery & games backend. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PGDATA  := .pgdata
+PGPORT  ?= 54329
+HTTP_PORT ?= 8000
+DBNAME  ?= lottery
+LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:$(PGPORT)/$(DBNAME)
+DATABASE_URL ?= $(LOCAL_DATABASE_URL)
+# A fixed secret for the local demo only; set JWT_SECRET in any real deployment.
+JWT_SECRET ?= local-demo-secret-change-me-0123456789abcdef
+export DATABASE_URL JWT_SECRET
+
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-contrib
+
+.PHONY: help system-deps venv migrate db run stop psql test bench token clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+system-deps:  ## install PostgreSQL 15 and pg_cron from Debian's packages if absent
+	@if ! dpkg -s $(PG_PACKAGES) >/dev/null 2>&1; then \
+	  echo "==> installing $(PG_PACKAGES) (apt)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PG_PACKAGES) >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> building the virtualenv in $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed  ## create the virtualenv with every Python dependency
+
+migrate: venv  ## apply migrations, functions and pg_cron jobs to DATABASE_URL
+	@echo "==> applying the database to $(DATABASE_URL)"
+	@$(PY) -m db.apply
+
+db: system-deps venv  ## start the local cluster (.pgdata, port $(PGPORT)) and apply the database
+	@echo "==> starting PostgreSQL 15 with pg_cron in $(PGDATA) on port $(PGPORT)"
+	@$(PY) -m db.cluster start $(PGDATA) $(PGPORT)
+	@psql -h 127.0.0.1 -p $(PGPORT) -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$(DBNAME)'" | grep -q 1 \
+	  || psql -h 127.0.0.1 -p $(PGPORT) -U postgres -d postgres -qc "CREATE DATABASE $(DBNAME)"
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.apply
+
+run: db  ## local cluster + demo week + draw + API server on 127.0.0.1:$(HTTP_PORT)
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli demo --if-empty --also-open-week
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli draw --due
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli welcome --port $(HTTP_PORT)
+	@echo "==> serving on http://127.0.0.1:$(HTTP_PORT) (Ctrl-C stops the server; 'make stop' stops PostgreSQL)"
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(VENV)/bin/uvicorn web.app:app --host 127.0.0.1 --port $(HTTP_PORT)
+
+stop:  ## stop the local cluster
+	@echo "==> stopping PostgreSQL in $(PGDATA)"
+	@test ! -d $(PGDATA) || $(PY) -m db.cluster stop $(PGDATA)
+
+psql:  ## a psql shell on the local database
+	@psql -h 127.0.0.1 -p $(PGPORT) -U postgres $(DBNAME)
+
+token: venv  ## print a JWT for USER=... (ADMIN=1 for the admin claim)
+	@$(PY) -m db.cli token --user "$(USER)" $(if $(ADMIN),--admin)
+
+test: system-deps venv  ## run the whole test suite against a real PostgreSQL the tests start
+	@echo "==> running the tests"
+	@$(PY) -m pytest
+
+bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw time and ingest rate
+	@$(PY) -m bench.run
+
+clean: stop  ## stop the cluster and remove it, the virtualenv and caches
+	rm -rf $(PGDATA) $(VENV) .pytest_cache bench/out *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
