@@ -40,6 +40,9 @@ def test_codes_are_ours_and_statuses_are_client_errors():
     ("SELECT record_game_session('a', 'slots', '{}', '2999-01-04')", "LTG03"),
     ("SELECT get_game_history('a', 0)", "LTP01"),
     ("SELECT get_weekly_game_data('')", "LTU01"),
+    ("SELECT get_lottery_stats('')", "LTU01"),
+    ("SELECT * FROM get_live_rank(repeat('x', 129))", "LTU01"),
+    ("SELECT get_game_history(NULL)", "LTU01"),
     ("SELECT get_lottery_by_week('a', '1999-01-04')", "LTN01"),
 ])
 def test_every_registered_code_is_raised_with_a_hint(db, sql, code):

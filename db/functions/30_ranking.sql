@@ -21,21 +21,29 @@ GRANT EXECUTE ON FUNCTION check_user_id(text) TO lottery_web;
 CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,
                                          p_now timestamptz DEFAULT now())
 RETURNS TABLE (rank bigint, participants bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    -- The draw's order: best DESC, then first reached ASC, then user id ASC.
-    -- Counting the users ahead in two index ranges keeps this an index-only scan.
-    WITH wk AS (SELECT coalesce(lottery_week(p_week_start), lottery_week_at(p_now)) AS week),
-    me AS (SELECT b.* FROM share_weekly_best b, wk
-           WHERE b.week_start = wk.week AND b.user_id = check_user_id(p_user_id))
-    SELECT coalesce((SELECT 1
-                     + (SELECT count(*) FROM share_weekly_best o
-                        WHERE o.week_start = me.week_start AND o.best_difficulty > me.best_difficulty)
-                     + (SELECT count(*) FROM share_weekly_best o
-                        WHERE o.week_start = me.week_start AND o.best_difficulty = me.best_difficulty
-                          AND (o.best_at, o.user_id) < (me.best_at, me.user_id))
-                     FROM me), 0),
-           (SELECT count(*) FROM share_weekly_best o, wk WHERE o.week_start = wk.week)
+DECLARE
+    v_week date := coalesce(lottery_week(p_week_start), lottery_week_at(p_now));
+    v_me   share_weekly_best;
+BEGIN
+    PERFORM check_user_id(p_user_id);
+    SELECT * INTO v_me FROM share_weekly_best WHERE week_start = v_week AND user_id = p_user_id;
+    participants := (SELECT count(*) FROM share_weekly_best WHERE week_start = v_week);
+    IF v_me.user_id IS NULL THEN
+        rank := 0;
+    ELSE
+        -- The draw's order: best DESC, then first reached ASC, then user id ASC.
+        -- Counting the users ahead in two index ranges keeps this an index-only scan.
+        rank := 1
+            + (SELECT count(*) FROM share_weekly_best o
+               WHERE o.week_start = v_week AND o.best_difficulty > v_me.best_difficulty)
+            + (SELECT count(*) FROM share_weekly_best o
+               WHERE o.week_start = v_week AND o.best_difficulty = v_me.best_difficulty
+                 AND (o.best_at, o.user_id) < (v_me.best_at, v_me.user_id));
+    END IF;
+    RETURN NEXT;
+END
 $$;
 COMMENT ON FUNCTION get_live_rank(text, date, timestamptz) IS
     'Provisional rank of a user in a week (default: the week of p_now) in the draw''s exact order, and the number of participants so far. Rank 0 without shares.';

@@ -96,12 +96,16 @@ GRANT EXECUTE ON FUNCTION get_lottery_by_week(text, date, timestamptz) TO lotter
 
 CREATE OR REPLACE FUNCTION get_lottery_stats(p_user_id text)
 RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_stats jsonb;
+BEGIN
+    PERFORM check_user_id(p_user_id);
     WITH mine AS (
         SELECT r.rank, r.xp_awarded, d.week_start
         FROM lottery_results r JOIN lottery_draws d ON d.id = r.draw_id
-        WHERE r.user_id = check_user_id(p_user_id) AND d.status = 'completed'
+        WHERE r.user_id = p_user_id AND d.status = 'completed'
     ), latest AS (
         SELECT max(week_start) AS week_start FROM lottery_draws WHERE status = 'completed'
     ), streak AS (
@@ -125,7 +129,10 @@ AS $$
         'weeksInTop50', count(*) FILTER (WHERE rank <= 50),
         'weeksInTop100', count(*) FILTER (WHERE rank <= 100),
         'currentStreak', (SELECT weeks FROM streak))
-    FROM mine
+    INTO v_stats
+    FROM mine;
+    RETURN v_stats;
+END
 $$;
 COMMENT ON FUNCTION get_lottery_stats(text) IS
     'A user''s all-time lottery statistics (spec LotteryStatsResponse, camelCase). currentStreak counts consecutive weeks with a result, back from the latest completed draw.';
