@@ -114,3 +114,18 @@ def test_every_event_records_its_week(db):
                        share("alice", 1.0, "2026-11-18 00:00", accepted=False)])
     weeks = [str(r[0]) for r in db.execute("SELECT week_start FROM event_weeks ORDER BY 1")]
     assert weeks == ["2026-11-09", "2026-11-16"]
+
+
+def test_row_trigger_for_hypertables_aggregates_the_same(db):
+    rows = [share(f"u{i % 4}", float((i * 7919) % 1000 + 1), f"2026-11-{16 + i % 7} {i % 24:02d}:00")
+            for i in range(60)]
+    insert_events(db, rows)
+    expected = db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall()
+    db.execute("TRUNCATE share_weekly_best, share_daily_best")
+    assert db.execute("SELECT mining_events_is_hypertable()").fetchone()[0] is False
+    db.execute("DROP TRIGGER aggregate_shares ON mining_events")
+    db.execute("CREATE TRIGGER aggregate_shares_row AFTER INSERT ON mining_events"
+               " FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row()")
+    insert_events(db, rows)
+    assert db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall() == expected
+    assert db.execute("SELECT count(*) FROM share_replay").fetchone()[0] == 0

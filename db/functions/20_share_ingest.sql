@@ -97,10 +97,56 @@ $$;
 COMMENT ON FUNCTION aggregate_share_events() IS
     'Statement trigger on mining_events (and share_replay): folds each inserted batch of accepted, well-formed shares into share_daily_best and share_weekly_best, and records the weeks that saw events.';
 
-CREATE OR REPLACE TRIGGER aggregate_shares
-    AFTER INSERT ON mining_events
-    REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION aggregate_share_events();
+CREATE OR REPLACE FUNCTION aggregate_share_event_row()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    -- TimescaleDB hypertables allow no transition tables, so each row goes
+    -- through share_replay, whose statement trigger does the aggregation.
+    INSERT INTO share_replay (ts, event_type, payload) VALUES (NEW.ts, NEW.event_type, NEW.payload);
+    DELETE FROM share_replay;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION aggregate_share_event_row() IS
+    'Row trigger for a mining_events that is a TimescaleDB hypertable (no transition tables there): aggregates each row through share_replay.';
+
+CREATE OR REPLACE FUNCTION mining_events_is_hypertable()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_found boolean := false;
+BEGIN
+    IF to_regclass('timescaledb_information.hypertables') IS NOT NULL THEN
+        EXECUTE $q$SELECT EXISTS (SELECT FROM timescaledb_information.hypertables
+                                 WHERE hypertable_name = 'mining_events')$q$ INTO v_found;
+    END IF;
+    RETURN v_found;
+END
+$$;
+COMMENT ON FUNCTION mining_events_is_hypertable() IS
+    'Whether mining_events is a TimescaleDB hypertable (then share aggregation uses a row trigger).';
+
+-- One batch, one aggregation: a statement trigger with a transition table,
+-- or the row trigger where the table is a hypertable.
+DO $$
+BEGIN
+    IF mining_events_is_hypertable() THEN
+        DROP TRIGGER IF EXISTS aggregate_shares ON mining_events;
+        CREATE OR REPLACE TRIGGER aggregate_shares_row
+            AFTER INSERT ON mining_events
+            FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row();
+    ELSE
+        DROP TRIGGER IF EXISTS aggregate_shares_row ON mining_events;
+        CREATE OR REPLACE TRIGGER aggregate_shares
+            AFTER INSERT ON mining_events
+            REFERENCING NEW TABLE AS new_events
+            FOR EACH STATEMENT EXECUTE FUNCTION aggregate_share_events();
+    END IF;
+END
+$$;
 
 CREATE OR REPLACE TRIGGER aggregate_shares
     AFTER INSERT ON share_replay
