@@ -129,3 +129,25 @@ def test_row_trigger_for_hypertables_aggregates_the_same(db):
     insert_events(db, rows)
     assert db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall() == expected
     assert db.execute("SELECT count(*) FROM share_replay").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("event_type, payload, problem", [
+    ("share_submitted", {"user": "a", "sdiff": 5, "accepted": True}, None),
+    ("share_submitted", {"user": "a", "sdiff": 5, "accepted": False}, None),  # rejected, not malformed
+    ("share_submitted", {"sdiff": 5, "accepted": True}, "user is missing, not a string, empty or longer than 128"),
+    ("share_submitted", {"user": "a", "sdiff": -1, "accepted": True}, "sdiff is not a positive finite number"),
+    ("share_submitted", {"user": "a", "sdiff": "5", "accepted": True}, "sdiff is not a positive finite number"),
+    ("share_submitted", {"user": "a", "sdiff": 5, "accepted": "yes"}, "accepted is not true or false"),
+    ("share_submitted", [], "payload is not a JSON object"),
+    ("new_block_network", {"diff": 0}, "diff is not a positive finite number"),
+    ("block_found", {"height": 1}, "user is missing, not a string, empty or longer than 128"),
+    ("something_else", {}, None),
+    ("", {}, "event_type is missing"),
+])
+def test_share_event_problem_names_what_the_trigger_skips(db, event_type, payload, problem):
+    assert db.execute("SELECT share_event_problem(%s, %s::jsonb)",
+                      (event_type, json.dumps(payload))).fetchone()[0] == problem
+    if event_type == "share_submitted":
+        insert_events(db, [(utc("2026-11-16 00:00"), event_type, payload)])
+        counted = db.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0]
+        assert counted == (1 if problem is None and payload.get("accepted") is True else 0)

@@ -25,6 +25,30 @@ COMMENT ON FUNCTION share_claimed_difficulty(jsonb) IS
     'The sdiff of a share event payload as json_difficulty reads it: NULL when missing, not a JSON number or not a sane positive value.';
 GRANT EXECUTE ON FUNCTION share_claimed_difficulty(jsonb) TO lottery_bi, lottery_ingest;
 
+CREATE OR REPLACE FUNCTION share_event_problem(p_event_type text, p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- Built on the very functions the aggregate trigger filters with, so that
+    -- an ingest report and the aggregates cannot disagree.
+    SELECT CASE
+        WHEN p_event_type IS NULL OR p_event_type = '' THEN 'event_type is missing'
+        WHEN jsonb_typeof(p_payload) IS DISTINCT FROM 'object' THEN 'payload is not a JSON object'
+        WHEN p_event_type = 'share_submitted' THEN CASE
+            WHEN share_user(p_payload) IS NULL THEN 'user is missing, not a string, empty or longer than 128'
+            WHEN share_claimed_difficulty(p_payload) IS NULL THEN 'sdiff is not a positive finite number'
+            WHEN jsonb_typeof(p_payload->'accepted') IS DISTINCT FROM 'boolean' THEN 'accepted is not true or false'
+            END
+        WHEN p_event_type = 'new_block_network' AND json_difficulty(p_payload->'diff') IS NULL
+            THEN 'diff is not a positive finite number'
+        WHEN p_event_type = 'block_found' AND share_user(p_payload) IS NULL
+            THEN 'user is missing, not a string, empty or longer than 128'
+    END
+$$;
+COMMENT ON FUNCTION share_event_problem(text, jsonb) IS
+    'Why an event would be ignored by the aggregates (a share with a bad user, sdiff or accepted flag; a network event without a sane diff; a block without a user), or NULL when it is well-formed. Ingest tools report lines with it.';
+GRANT EXECUTE ON FUNCTION share_event_problem(text, jsonb) TO lottery_bi, lottery_ingest;
+
 CREATE OR REPLACE FUNCTION share_beats(p_diff double precision, p_at timestamptz,
                                        p_best_diff double precision, p_best_at timestamptz)
 RETURNS boolean
