@@ -115,3 +115,19 @@ $$;
 COMMENT ON FUNCTION run_due_draws(timestamptz) IS
     'Draws every week that closed before p_now, saw events and has no completed draw, oldest first; returns the draws it made. pg_cron runs it Monday 00:01 UTC and hourly for catch-up.';
 GRANT EXECUTE ON FUNCTION run_due_draws(timestamptz) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION run_lottery_draw_json(p_week_start date, p_user_id text,
+                                                 p_now timestamptz DEFAULT now())
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_draw lottery_draws := run_lottery_draw(p_week_start, p_now);
+BEGIN
+    -- A statement of its own: a reader in the draw's statement would not see its results.
+    RETURN lottery_draw_json(v_draw, p_user_id, p_now);
+END
+$$;
+COMMENT ON FUNCTION run_lottery_draw_json(date, text, timestamptz) IS
+    'run_lottery_draw, then the draw as the lottery endpoints show it to p_user_id (see lottery_draw_json). For the admin trigger.';
+GRANT EXECUTE ON FUNCTION run_lottery_draw_json(date, text, timestamptz) TO lottery_web;

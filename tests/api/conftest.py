@@ -1,0 +1,69 @@
+"""Web fixtures: the app on this test's own database (`fresh_db_url`), driven
+by httpx over ASGI (lifespan included), or served by a real uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+
+import httpx
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from tests.api.support import Shares, make_settings, serve
+from web.app import create_app
+from web.config import Settings
+
+
+@pytest.fixture(scope="session")
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(fresh_db_url) -> Settings:
+    return make_settings(fresh_db_url)
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(settings: Settings):
+    """httpx.AsyncClient on the ASGI app, with the app's lifespan (pool, relay) running."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+@pytest.fixture
+async def client(settings):
+    async with asgi_client(settings) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def readonly_db_url(lottery_proc, pg_cluster):
+    """One clone for tests that never write (auth failures, bad input rejected before SQL)."""
+    name = "lottery_api_readonly"
+    janitor = DatabaseJanitor(user=pg_cluster.user, host=pg_cluster.host, port=pg_cluster.port,
+                              dbname=name, template_dbname=lottery_proc.template_dbname)
+    janitor.init()
+    yield pg_cluster.url(name)
+    janitor.drop()
+
+
+@pytest.fixture(scope="module")
+async def readonly_client(readonly_db_url):
+    async with asgi_client(make_settings(readonly_db_url)) as http:
+        yield http
+
+
+@pytest.fixture
+def shares(fresh_db) -> Shares:
+    return Shares(fresh_db)
+
+
+@pytest.fixture
+def live_server(settings):
+    """host:port of a real uvicorn serving the app."""
+    with serve(create_app(settings)) as address:
+        yield address

@@ -1,0 +1,272 @@
+"""The ASGI app (web.app:app): each handler parses its input, calls ONE SQL
+function from db/functions/ and returns the JSON that function built.
+No ranking, week or XP logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+
+import psycopg
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from web import __version__
+from web.auth import Verifier, authenticate, require_admin
+from web.config import Settings
+from web.db import Database
+from web.errors import EXCEPTION_HANDLERS, ApiError, error_response
+from web.openapi import GAME_TYPES, WEEK, build_document, operation, path, query
+from web.ws import Hub, Relay, websocket_endpoint
+
+# --- helpers: parsing only; every rule about the data is the SQL's -----------
+
+def _json(row: tuple, status: int = 200) -> Response:
+    """The SQL function's JSON text, passed through as it is."""
+    return Response(row[0], status_code=status, media_type="application/json")
+
+
+def _read(request: Request):
+    return request.app.state.db.read
+
+
+def _write(request: Request):
+    return request.app.state.db.write
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    """An integer query parameter; its range is checked by SQL (LTP01)."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not _INTEGER.fullmatch(value.strip()):
+        raise ApiError(400, "invalid_pagination", f"{name} must be an integer", hint="limit is 1..100, offset >= 0.")
+    return int(value)
+
+
+async def _json_object(request: Request) -> dict:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
+    return body
+
+
+def _text_field(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_body", f"{name} must be a string")
+    try:
+        value.encode("utf-8")  # a lone \ud800 escape cannot go to the database
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_body", f"{name} is not valid Unicode") from None
+    return value
+
+
+def _json_text(body: dict, name: str, default) -> str | None:
+    """A body member re-serialised for a ::jsonb parameter (NULL stays NULL)."""
+    value = body.get(name, default)
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, allow_nan=False)  # ASCII-escaped: lone surrogates reach SQL as \u escapes
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_body", f"{name} is not valid JSON data") from None
+
+
+# --- endpoints (seed 5.7) ---------------------------------------------------
+
+@operation("The caller's weekly game data", ok={200: "WeeklyGameData"}, params=[WEEK], tag="games")
+async def weekly_data(request: Request) -> Response:
+    """WeeklyGameData of the caller for the open week, or the week named by ?week=."""
+    user = authenticate(request)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_weekly_game_data(%s, parse_week(%s))::text",
+        (user.id, request.query_params.get("week"))))
+
+
+@operation("The caller's weekly game data with one game's view", ok={200: "GameData"}, tag="games",
+           params=[path("game_type", {"type": "string", "enum": GAME_TYPES}, "the game"), WEEK])
+async def game_data(request: Request) -> Response:
+    """WeeklyGameData plus `game`, the view of that game (hammer, horse_race, slots, scratch_card)."""
+    user = authenticate(request)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_game_data(%s, %s, parse_week(%s))::text",
+        (user.id, request.path_params["game_type"], request.query_params.get("week"))))
+
+
+@operation("The caller's game sessions, most recently played first", ok={200: "GameHistory"}, tag="games",
+           params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "page size"),
+                   query("offset", {"type": "integer", "minimum": 0, "default": 0}, "sessions to skip"),
+                   query("game_type", {"type": "string", "enum": GAME_TYPES}, "only this game")])
+async def game_history(request: Request) -> Response:
+    """Only ever the caller's own sessions."""
+    user = authenticate(request)
+    limit, offset = _int_param(request, "limit", 20), _int_param(request, "offset", 0)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_game_history(%s, %s::integer, %s::integer, %s)::text",
+        (user.id, limit, offset, request.query_params.get("game_type"))))
+
+
+@operation("Record a game play", ok={201: "GameSession", 200: "GameSession"}, body="PlayRequest",
+           errors=[413], tag="games")
+async def play(request: Request) -> Response:
+    """201 with the new session on the first play of that game for that week;
+    200 with playCount incremented on a repeat. Playing a drawn week sets gamePlayed on the result."""
+    user = authenticate(request)
+    body = await _json_object(request)
+    created, session = await Database.fetch(
+        _write(request), "SELECT created, session::text FROM record_game_session(%s, %s, %s::jsonb, parse_week(%s))",
+        (user.id, _text_field(body, "gameType"), _json_text(body, "resultData", {}), _text_field(body, "weekStart")))
+    return _json((session,), 201 if created else 200)
+
+
+@operation("The latest completed draw", ok={200: "LotteryDraw"}, errors=[404], tag="lottery")
+async def lottery_current(request: Request) -> Response:
+    """The draw with the caller's result (myResult), the top 10 and nextDrawAt."""
+    user = authenticate(request)
+    return _json(await Database.fetch(_read(request), "SELECT get_current_lottery(%s)::text", (user.id,)))
+
+
+@operation("The draw of one week", ok={200: "LotteryDraw"}, errors=[404], tag="lottery",
+           params=[path("week_start", {"type": "string", "example": "2026-11-16"},
+                        "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week")])
+async def lottery_week(request: Request) -> Response:
+    """Same shape as /api/lottery/current."""
+    user = authenticate(request)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_lottery_by_week(%s, parse_week(%s))::text",
+        (user.id, request.path_params["week_start"])))
+
+
+@operation("The caller's all-time lottery statistics", ok={200: "LotteryStats"}, tag="lottery")
+async def lottery_stats(request: Request) -> Response:
+    """Seed LotteryStatsResponse, camelCase."""
+    user = authenticate(request)
+    return _json(await Database.fetch(_read(request), "SELECT get_lottery_stats(%s)::text", (user.id,)))
+
+
+@operation("Run the draw of a closed week now (admin)", ok={200: "LotteryDraw"}, errors=[403, 409],
+           tag="admin", params=[query("week", {"type": "string", "example": "2026-11-16"},
+                                      "a day of the week to draw; default: the last closed week")])
+async def admin_draw(request: Request) -> Response:
+    """Manual trigger for a missed draw; idempotent (a drawn week is returned as it is).
+    Needs a token with `admin: true`."""
+    user = require_admin(request)
+    async with Database.long_transaction(_write(request)) as conn:
+        return _json(await Database.one(conn, "SELECT run_lottery_draw_json(parse_week(%s), %s)::text",
+                                        (request.query_params.get("week"), user.id)))
+
+
+@operation("Liveness of the database", ok={200: "Health", 503: "Health"}, auth=False, tag="ops")
+async def healthz(request: Request) -> Response:
+    """200 when the database answers, else 503. `relay` is the WebSocket relay's state."""
+    db, relay = request.app.state.db, request.app.state.relay
+    try:
+        for pool in {db.write, db.read}:
+            await Database.fetch(pool, "SELECT 1")
+    except psycopg.Error:
+        return JSONResponse({"status": "unavailable", "relay": relay.state}, status_code=503)
+    return JSONResponse({"status": "ok", "relay": relay.state})
+
+
+async def openapi_json(request: Request) -> Response:
+    state = request.app.state
+    if getattr(state, "openapi", None) is None:
+        state.openapi = build_document(request.app.routes, "Solo lottery API", __version__)
+    return JSONResponse(state.openapi)
+
+
+ROUTES = [
+    Route("/api/games/weekly-data", weekly_data, methods=["GET"]),
+    Route("/api/games/weekly-data/{game_type}", game_data, methods=["GET"]),
+    Route("/api/games/history", game_history, methods=["GET"]),
+    Route("/api/games/play", play, methods=["POST"]),
+    Route("/api/lottery/current", lottery_current, methods=["GET"]),
+    Route("/api/lottery/week/{week_start}", lottery_week, methods=["GET"]),
+    Route("/api/lottery/stats", lottery_stats, methods=["GET"]),
+    Route("/api/admin/lottery/draw", admin_draw, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+    WebSocketRoute("/ws", websocket_endpoint),
+]
+
+
+class BodyLimit:
+    """413 JSON for bodies over the limit: by Content-Length up front, else while reading."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = ApiError(413, "payload_too_large", f"the request body exceeds {self.max_bytes} bytes")
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await error_response(413, too_large.code, too_large.message)(scope, receive, send)
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise too_large  # inside the handler's body read: the exception handler answers
+            return message
+
+        await self.app(scope, limited, send)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    settings: Settings = app.state.settings
+    settings.check()
+    db = Database(settings)
+    await db.open()
+    hub = Hub(settings.ws_queue_size)
+    relay = Relay(settings.database_url, hub, settings)
+    relay_task = asyncio.create_task(relay.run(), name="lottery-events-relay")
+    app.state.db, app.state.hub, app.state.relay = db, hub, relay
+    try:
+        yield
+    finally:
+        hub.close_all()
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        await db.close()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; nothing connects before the lifespan starts."""
+    settings = settings or Settings.from_env()
+    middleware = [Middleware(BodyLimit, max_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        # Bearer tokens, not cookies: no credentials needed cross-origin.
+        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                        allow_methods=["GET", "POST"],
+                                        allow_headers=["Authorization", "Content-Type"], max_age=600))
+    app = Starlette(routes=ROUTES, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
+                    lifespan=lifespan)
+    app.state.settings = settings
+    app.state.verifier = Verifier(settings)
+    return app
+
+
+app = create_app()

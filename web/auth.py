@@ -1,0 +1,92 @@
+"""Bearer JWT: verification for requests and sockets, and issue_token for `make token`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from web.config import HMAC_ALGORITHMS, Settings
+from web.errors import ApiError
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    admin: bool = False
+    expires_at: float = 0.0
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message,
+                    hint="Send Authorization: Bearer <JWT> (WebSocket: ?token=<JWT>).",
+                    headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+class Verifier:
+    """Checks tokens against ONE configured algorithm and key: a token's own
+    `alg` header (e.g. none, or HS256 signed with a public key) is never trusted."""
+
+    def __init__(self, settings: Settings):
+        self.algorithm = settings.jwt_algorithm
+        self.key = settings.jwt_secret if self.algorithm in HMAC_ALGORITHMS else settings.jwt_public_key
+
+    def verify(self, token: str | None) -> User:
+        if not token:
+            raise _unauthorized("missing bearer token")
+        try:
+            claims = jwt.decode(token, self.key, algorithms=[self.algorithm],
+                                options={"require": ["exp", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("token expired") from None
+        except jwt.PyJWTError as exc:
+            raise _unauthorized(f"invalid token: {exc}") from None
+        sub = claims["sub"]
+        # A lone surrogate (a \ud800 escape) cannot be sent to PostgreSQL.
+        if not isinstance(sub, str) or not _encodable(sub):
+            raise _unauthorized("invalid token: bad sub")
+        return User(id=sub, admin=claims.get("admin") is True, expires_at=float(claims["exp"]))
+
+    def from_request(self, request) -> User:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            token = ""
+        return self.verify(token.strip())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def authenticate(request) -> User:
+    return request.app.state.verifier.from_request(request)
+
+
+def require_admin(request) -> User:
+    user = authenticate(request)
+    if not user.admin:
+        raise ApiError(403, "forbidden", "this endpoint needs a token with the admin claim")
+    return user
+
+
+def issue_token(user_id: str, admin: bool = False, ttl_seconds: int = 86400,
+                *, settings: Settings | None = None) -> str:
+    """A signed token for `user_id`, with JWT_SECRET (HMAC) or JWT_PRIVATE_KEY
+    (RS*/ES*/PS*/EdDSA) and JWT_ALGORITHM from the environment unless `settings` is given."""
+    settings = settings or Settings.from_env()
+    alg = settings.jwt_algorithm
+    key = settings.jwt_secret if alg in HMAC_ALGORITHMS else settings.jwt_private_key
+    if not key:
+        raise RuntimeError("JWT_SECRET is not set" if alg in HMAC_ALGORITHMS
+                           else f"JWT_PRIVATE_KEY is needed to sign {alg} tokens")
+    now = int(time.time())
+    claims = {"sub": user_id, "iat": now, "exp": now + int(ttl_seconds)}
+    if admin:
+        claims["admin"] = True
+    return jwt.encode(claims, key, algorithm=alg)

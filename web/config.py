@@ -1,0 +1,89 @@
+"""Settings of the web layer, read from the environment once per app."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
+ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                         "ES256", "ES384", "ES512", "EdDSA"}
+
+
+def _pem(value: str | None) -> str | None:
+    """A PEM key given inline, or the path of a file holding it."""
+    if not value:
+        return None
+    if "-----BEGIN" in value:
+        return value.replace("\\n", "\n")  # one-line env values often carry literal \n
+    return Path(value).read_text()
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return float(env[name]) if env.get(name) else default
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(env[name]) if env.get(name) else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    database_read_url: str | None = None      # GET endpoints only; default: database_url
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_private_key: str | None = None        # only to issue tokens (make token)
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 16 * 1024
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    pool_timeout: float = 5.0                 # wait for a connection, then 503
+    connect_timeout: int = 3
+    reconnect_timeout: float = 10.0           # pool gives up a slot, then retries on demand
+    statement_timeout_ms: int = 10_000        # requests only; the admin draw has none
+    ws_heartbeat_seconds: float = 20.0
+    ws_queue_size: int = 256                  # per client: overflow drops that client
+    relay_probe_seconds: float = 15.0         # LISTEN connection liveness probe
+    relay_max_backoff: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            database_read_url=env.get("DATABASE_READ_URL") or None,
+            jwt_algorithm=env.get("JWT_ALGORITHM") or "HS256",
+            jwt_secret=env.get("JWT_SECRET") or None,
+            jwt_public_key=_pem(env.get("JWT_PUBLIC_KEY")),
+            jwt_private_key=_pem(env.get("JWT_PRIVATE_KEY")),
+            cors_origins=origins,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 16 * 1024),
+            pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
+            pool_timeout=_float(env, "DB_POOL_TIMEOUT", 5.0),
+            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000),
+            ws_heartbeat_seconds=_float(env, "WS_HEARTBEAT_SECONDS", 20.0),
+            ws_queue_size=_int(env, "WS_QUEUE_SIZE", 256),
+        )
+
+    def check(self) -> None:
+        """Refuse to start half-configured (called in lifespan, not at import)."""
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set (a postgresql:// URL)")
+        alg = self.jwt_algorithm
+        if alg in HMAC_ALGORITHMS:
+            if not self.jwt_secret:
+                raise RuntimeError(f"JWT_SECRET is required with JWT_ALGORITHM={alg}")
+        elif alg in ASYMMETRIC_ALGORITHMS:
+            if not self.jwt_public_key:
+                raise RuntimeError(f"JWT_PUBLIC_KEY is required with JWT_ALGORITHM={alg}")
+        else:
+            raise RuntimeError(f"unsupported JWT_ALGORITHM {alg!r}")
+
+    @property
+    def read_url(self) -> str | None:
+        return self.database_read_url or self.database_url

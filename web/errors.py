@@ -1,0 +1,114 @@
+"""Errors as JSON {"code", "message", "hint"?}. SQL errors carry their own SQLSTATE;
+db/sqlstates.tsv is the one table of our codes and their HTTP status."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import psycopg
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+log = logging.getLogger("web")
+
+SQLSTATES_TSV = Path(__file__).resolve().parent.parent / "db" / "sqlstates.tsv"
+
+# Standard PostgreSQL codes that bad input or an outage can raise; the rest is a bug (500).
+STANDARD_SQLSTATES: dict[str, tuple[int, str]] = {
+    "22P02": (400, "invalid_text_representation"),   # e.g. malformed JSON number / escape
+    "22P05": (400, "untranslatable_character"),      # \u0000 in jsonb
+    "22023": (400, "invalid_parameter_value"),
+    "22003": (400, "numeric_value_out_of_range"),     # limit=99999999999
+    "22001": (400, "string_data_right_truncation"),
+    "22007": (400, "invalid_datetime_format"),
+    "22008": (400, "datetime_field_overflow"),
+    "54001": (400, "statement_too_complex"),          # absurdly nested JSON
+    "57014": (503, "query_canceled"),                 # statement_timeout
+    "40001": (503, "serialization_failure"),
+    "40P01": (503, "deadlock_detected"),
+    "53300": (503, "too_many_connections"),
+    "57P01": (503, "admin_shutdown"),
+    "57P02": (503, "crash_shutdown"),
+    "57P03": (503, "cannot_connect_now"),
+}
+UNAVAILABLE_CLASSES = ("08",)  # connection exceptions
+
+
+def load_sqlstates(path: Path = SQLSTATES_TSV) -> dict[str, tuple[int, str]]:
+    """code -> (HTTP status, name) from the registry, '#' lines being comments."""
+    with path.open(newline="") as fh:
+        rows = csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t")
+        return {row["code"]: (int(row["http"]), row["name"]) for row in rows}
+
+
+SQLSTATE_HTTP: dict[str, tuple[int, str]] = {**STANDARD_SQLSTATES, **load_sqlstates()}
+
+
+class ApiError(Exception):
+    """An error the web layer itself decides (auth, body parsing, size)."""
+
+    def __init__(self, status: int, code: str, message: str, hint: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.hint, self.headers = status, code, message, hint, headers
+
+
+def error_response(status: int, code: str, message: str, hint: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"code": code, "message": message}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def unavailable(message: str = "the database is unavailable") -> JSONResponse:
+    return error_response(503, "database_unavailable", message, hint="Retry in a few seconds.",
+                          headers={"Retry-After": "5"})
+
+
+async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message, exc.hint, exc.headers)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                          headers=exc.headers)
+
+
+async def database_error(request: Request, exc: psycopg.Error) -> JSONResponse:
+    """SQLSTATE -> HTTP by the table; errors without one are told apart by class."""
+    state = exc.sqlstate
+    if state in SQLSTATE_HTTP:
+        status, name = SQLSTATE_HTTP[state]
+        if status == 503:
+            log.warning("database unavailable: %s %s", state, exc)
+            return unavailable()
+        return error_response(status, name, exc.diag.message_primary or str(exc), exc.diag.message_hint)
+    if state and state.startswith(UNAVAILABLE_CLASSES):
+        return unavailable()
+    if state is None and isinstance(exc, psycopg.DataError):
+        # Raised by psycopg before sending, e.g. a NUL byte in a text parameter.
+        return error_response(400, "invalid_input", str(exc))
+    if state is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        # Pool timeout, refused or lost connection: no server answered.
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return unavailable()
+    log.error("unmapped database error %s", state, exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: api_error,
+    HTTPException: http_error,
+    psycopg.Error: database_error,
+    Exception: internal_error,
+}

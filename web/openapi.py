@@ -1,0 +1,200 @@
+"""/openapi.json, built from the app's Route list: each handler carries its own
+operation (the `operation` decorator) and this module holds the response
+schemas, written after what the SQL functions return."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from starlette.routing import BaseRoute, Route
+
+GAME_TYPES = ["hammer", "horse_race", "slots", "scratch_card"]
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict, required: Iterable[str] | None = None, strict: bool = True) -> dict:
+    schema = {"type": "object", "properties": properties,
+              "required": list(properties if required is None else required)}
+    if strict:
+        schema["additionalProperties"] = False
+    return schema
+
+
+INSTANT = {"type": "string", "format": "date-time", "example": "2026-02-16T00:00:00Z"}
+COUNT = {"type": "integer", "minimum": 0}
+DIFFICULTY = {"type": "number", "minimum": 0}
+GAME_TYPE = {"type": "string", "enum": GAME_TYPES}
+NULLABLE_GAME_TYPE = {"type": ["string", "null"], "enum": [*GAME_TYPES, None]}
+
+WEEKLY_GAME_DATA = {
+    "weekStart": INSTANT,
+    "weekEnd": {**INSTANT, "example": "2026-02-22T23:59:59Z"},
+    "bestDifficulty": DIFFICULTY,
+    "bestHash": {"type": "string", "pattern": "^([0-9a-f]{64})?$",
+                 "description": "hash of the share that set bestDifficulty; empty without shares"},
+    "networkDifficulty": DIFFICULTY,
+    "progressRatio": {"type": "number", "minimum": 0, "maximum": 1},
+    "dailyBestDiffs": {"type": "array", "items": DIFFICULTY, "minItems": 7, "maxItems": 7,
+                       "description": "best difficulty of each day, Monday first; 0 for a day without shares"},
+    "totalShares": COUNT,
+    "weeklyRank": {**COUNT, "description": "final once drawn, else live; 0 without shares"},
+    "percentile": {"type": "number", "minimum": 0, "maximum": 100},
+    "blockFound": {"type": "boolean"},
+}
+
+GAME_VIEWS = {
+    "HammerView": _object({"logBest": {"type": "number"}, "logNetwork": {"type": "number"},
+                           "progressRatio": {"type": "number", "minimum": 0, "maximum": 1}}),
+    "HorseRaceView": _object({
+        "horses": {"type": "array", "minItems": 7, "maxItems": 7, "items": _object({
+            "day": {"type": "string", "enum": DAYS}, "bestDifficulty": DIFFICULTY,
+            "place": {"type": "integer", "minimum": 1, "maximum": 7}})},
+        "winner": {"type": "string", "enum": DAYS}}),
+    "SlotsView": _object({"reels": {"type": "array", "minItems": 3, "maxItems": 3,
+                                    "items": {"type": "string", "pattern": "^[0-9a-f]$"}}}),
+    "ScratchCardView": _object({
+        "bestDifficulty": DIFFICULTY, "weeklyRank": COUNT,
+        "percentile": {"type": "number", "minimum": 0, "maximum": 100},
+        "tier": {"type": "string", "enum": ["Top 10", "Top 50", "Top 100", "Participated", "Did not mine"]},
+        "xp": COUNT}),
+}
+
+LOTTERY_RESULT = _object({
+    "rank": {"type": "integer", "minimum": 1},
+    "userId": {"type": "string"},
+    "displayName": {"type": "string"},
+    "bestDifficulty": DIFFICULTY,
+    "xpAwarded": COUNT,
+    "gamePlayed": NULLABLE_GAME_TYPE,
+})
+
+SCHEMAS: dict[str, dict] = {
+    "WeeklyGameData": _object(WEEKLY_GAME_DATA),
+    "GameData": _object({**WEEKLY_GAME_DATA, "game": {"oneOf": [_ref(name) for name in GAME_VIEWS]}}),
+    **GAME_VIEWS,
+    "GameSession": _object({
+        "id": {"type": "string", "format": "uuid"},
+        "gameType": GAME_TYPE,
+        "weekStart": INSTANT,
+        "playedAt": {**INSTANT, "description": "first play"},
+        "lastPlayedAt": INSTANT,
+        "playCount": {"type": "integer", "minimum": 1},
+        "resultData": {"type": "object"},
+    }),
+    "GameHistory": {"type": "array", "items": _ref("GameSession"), "maxItems": 100},
+    "PlayRequest": _object({
+        "gameType": GAME_TYPE,
+        "resultData": {"type": "object", "default": {},
+                       "description": "a JSON object of at most 4096 bytes, nested at most 8 levels"},
+        "weekStart": {"type": "string", "example": "2026-11-16",
+                      "description": "a day of a past or the open week (default: the open week)"},
+    }, required=["gameType"], strict=False),
+    "LotteryResult": LOTTERY_RESULT,
+    "LotteryDraw": _object({
+        "id": {"type": "string", "format": "uuid"},
+        "weekStart": INSTANT,
+        "weekEnd": INSTANT,
+        "totalParticipants": COUNT,
+        "totalShares": COUNT,
+        "drawnAt": {"type": ["string", "null"], "format": "date-time"},
+        "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "failed"]},
+        "myResult": {"oneOf": [_ref("LotteryResult"), {"type": "null"}],
+                     "description": "the caller's result; null when they did not take part"},
+        "top10": {"type": "array", "items": _ref("LotteryResult"), "maxItems": 10},
+        "nextDrawAt": INSTANT,
+    }),
+    "LotteryStats": _object({
+        "totalWeeksParticipated": COUNT,
+        "bestRank": COUNT,
+        "averageRank": {"type": "number", "minimum": 0},
+        "totalXpFromLottery": COUNT,
+        "mostPlayedGame": NULLABLE_GAME_TYPE,
+        "weeksInTop10": COUNT,
+        "weeksInTop50": COUNT,
+        "weeksInTop100": COUNT,
+        "currentStreak": COUNT,
+    }),
+    "Error": _object({"code": {"type": "string"}, "message": {"type": "string"},
+                      "hint": {"type": "string"}}, required=["code", "message"]),
+    "Health": {"type": "object", "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "relay": {"type": "string"}}, "required": ["status"]},
+}
+
+ERROR_TEXT = {
+    400: "invalid input (code names the problem, see db/sqlstates.tsv)",
+    401: "missing, invalid or expired bearer token",
+    403: "the token lacks the admin claim",
+    404: "no such draw",
+    409: "the week has not closed yet",
+    413: "request body too large",
+    503: "database unavailable; retry later",
+}
+
+
+def query(name: str, schema: dict, description: str, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def path(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+WEEK = query("week", {"type": "string", "example": "2026-11-16"},
+             "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week; default: the open week")
+
+
+def operation(summary: str, *, ok: dict[int, str | None], params: Iterable[dict] = (),
+              body: str | None = None, errors: Iterable[int] = (), auth: bool = True,
+              tag: str | None = None):
+    """Attach an OpenAPI operation to a handler: `ok` maps the statuses it answers
+    itself to a schema name, `errors` lists the statuses answered with an Error;
+    authenticated operations also document 400 (bad user id), 401 and 503."""
+    def attach(handler):
+        statuses = set(errors) | ({400, 401, 503} if auth else set())
+        responses: dict[str, Any] = {}
+        for status, schema in ok.items():
+            responses[str(status)] = {"description": {200: "OK", 201: "Created"}.get(status, "Unavailable")}
+            if schema:
+                responses[str(status)]["content"] = {"application/json": {"schema": _ref(schema)}}
+        for status in sorted(statuses):
+            responses[str(status)] = {"description": ERROR_TEXT[status],
+                                      "content": {"application/json": {"schema": _ref("Error")}}}
+        op: dict[str, Any] = {"summary": summary, "operationId": handler.__name__,
+                              "description": (handler.__doc__ or "").strip(),
+                              "parameters": list(params), "responses": responses,
+                              "security": [{"bearerAuth": []}] if auth else []}
+        if tag:
+            op["tags"] = [tag]
+        if body:
+            op["requestBody"] = {"required": True,
+                                 "content": {"application/json": {"schema": _ref(body)}}}
+        handler.openapi = op
+        return handler
+    return attach
+
+
+def build_document(routes: Iterable[BaseRoute], title: str, version: str) -> dict:
+    paths: dict[str, dict] = {}
+    for route in routes:
+        op = getattr(getattr(route, "endpoint", None), "openapi", None)
+        if not isinstance(route, Route) or op is None:
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            paths.setdefault(route.path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "Weekly lottery and games of the solo-mining platform. "
+                                "Errors are JSON {code, message, hint?}. "
+                                "WebSocket /ws?token=<JWT> pushes lottery_drawn and the user's notifications."},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
