@@ -1,7 +1,7 @@
 """Benchmark `lottery ingest` on a 1,000,000-line JSON-lines event log.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scratch python bench/ingest_1m.py
-        [--lines 1000000] [--users 10000] [--batch-size 10000] [--single-transaction] [--keep]
+        [--lines 1000000] [--users 10000] [--batch-size N] [--single-transaction] [--keep]
 
 Writes the log into a temporary directory (ckpool-like: share_submitted events
 in the mining_events form and, one line in five, in ckpool's flat form with a
@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -78,7 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per COPY (default: the CLI's)")
     parser.add_argument("--single-transaction", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
@@ -102,7 +101,10 @@ def main() -> int:
     print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) for the week of {week} "
           f"in {time.perf_counter() - t0:.1f} s: {path}")
 
-    cmd = [sys.executable, "-m", "db.cli", "ingest", str(path), "--no-progress", "--batch-size", str(args.batch_size)]
+    sys.path.insert(0, str(ROOT))
+    from db.cli import DEFAULT_BATCH
+    batch_size = args.batch_size or DEFAULT_BATCH
+    cmd = [sys.executable, "-m", "db.cli", "ingest", str(path), "--no-progress", "--batch-size", str(batch_size)]
     if args.single_transaction:
         cmd.append("--single-transaction")
     t0 = time.perf_counter()
@@ -114,16 +116,16 @@ def main() -> int:
         print(f"ingest failed with exit status {result.returncode}", file=sys.stderr)
         return 1
 
-    expected = (f"ingested {args.lines:,} lines: {counts['accepted']:,} accepted shares, "
-                f"{counts['rejected']:,} rejected shares, {counts['other']:,} other events, "
-                f"{counts['malformed']:,} malformed")
+    expected = (f"ingested {args.lines} lines: {counts['accepted']} accepted shares, "
+                f"{counts['rejected']} rejected shares, {counts['other']} other events, "
+                f"{counts['malformed']} malformed")
     ok = expected in result.stdout
     with psycopg.connect(url) as conn:
         after = conn.execute("SELECT coalesce(sum(share_count), 0) FROM share_weekly_best WHERE week_start = %s",
                              (week,)).fetchone()[0]
     ok = ok and after - before == counts["accepted"]
     print(f"wall time {elapsed:.1f} s (process start included): {args.lines / elapsed:,.0f} lines/s; "
-          f"batch {args.batch_size:,}{', one transaction' if args.single_transaction else ', commit per batch'}; "
+          f"batch {batch_size:,}{', one transaction' if args.single_transaction else ', commit per batch'}; "
           f"share_weekly_best +{after - before:,} shares (expected +{counts['accepted']:,}): "
           f"{'OK' if ok else 'MISMATCH'}")
     if args.keep:
