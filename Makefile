@@ -51,7 +51,7 @@ db: system-deps venv  ## start the local cluster (.pgdata, port $(PGPORT)) and a
 	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.apply
 
 run: db  ## local cluster + demo week + draw + API server on 127.0.0.1:$(HTTP_PORT)
-	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli demo --if-empty --also-open-week
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli demo --if-empty --also-open-week --seed 2026
 	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli draw --due
 	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli welcome --port $(HTTP_PORT)
 	@echo "==> serving on http://127.0.0.1:$(HTTP_PORT) (Ctrl-C stops the server; 'make stop' stops PostgreSQL)"

@@ -1197,14 +1197,23 @@ def cmd_token(args, _url: str | None) -> int:
 
 
 WELCOME_USER_SQL = """
-    SELECT user_id, 'rank ' || rank || ' in the draw of the week of ' || (week_start AT TIME ZONE 'UTC')::date
-    FROM (SELECT r.user_id, r.rank, d.week_start FROM lottery_results r
-          JOIN lottery_draws d ON d.id = r.draw_id
-          WHERE d.status = 'completed' ORDER BY d.week_start DESC, r.rank LIMIT 1) AS last_winner
+    -- Whose token to print: the best of the last draw who is also mining the open
+    -- week (every endpoint then shows data), else the last winner, else the leader.
+    WITH last_draw AS (
+        SELECT id, week_start FROM lottery_draws WHERE status = 'completed'
+        ORDER BY week_start DESC LIMIT 1)
+    (SELECT r.user_id, 'rank ' || r.rank || ' in the draw of the week of '
+                       || (d.week_start AT TIME ZONE 'UTC')::date || ', mining this week too'
+     FROM last_draw d JOIN lottery_results r ON r.draw_id = d.id
+     JOIN share_weekly_best o ON o.user_id = r.user_id AND o.week_start = lottery_week_at(now())
+     ORDER BY r.rank LIMIT 1)
     UNION ALL
-    SELECT user_id, 'leading the open week'
-    FROM (SELECT user_id FROM share_weekly_best WHERE week_start = lottery_week_at(now())
-          ORDER BY best_difficulty DESC, best_at, user_id LIMIT 1) AS leader
+    (SELECT r.user_id, 'rank ' || r.rank || ' in the draw of the week of ' || (d.week_start AT TIME ZONE 'UTC')::date
+     FROM last_draw d JOIN lottery_results r ON r.draw_id = d.id
+     ORDER BY r.rank LIMIT 1)
+    UNION ALL
+    (SELECT user_id, 'leading the open week' FROM share_weekly_best WHERE week_start = lottery_week_at(now())
+     ORDER BY best_difficulty DESC, best_at, user_id LIMIT 1)
     LIMIT 1
 """
 
