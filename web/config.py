@@ -33,6 +33,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     database_url: str | None = None
     database_read_url: str | None = None      # GET endpoints only; default: database_url
+    database_role: str | None = "lottery_web"  # SET ROLE on every connection: API functions only
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
@@ -57,6 +58,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             database_read_url=env.get("DATABASE_READ_URL") or None,
+            database_role=env.get("DATABASE_ROLE", "lottery_web") or None,
             jwt_algorithm=env.get("JWT_ALGORITHM") or "HS256",
             jwt_secret=env.get("JWT_SECRET") or None,
             jwt_public_key=_pem(env.get("JWT_PUBLIC_KEY")),

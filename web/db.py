@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from web.config import Settings
@@ -20,6 +20,10 @@ def make_pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
     async def configure(conn: AsyncConnection) -> None:
         # A runaway request must not hold a connection forever.
         await conn.execute(f"SET statement_timeout = {int(settings.statement_timeout_ms)}")
+        if settings.database_role:
+            # Least privilege whatever the login: the role may only EXECUTE the
+            # API functions, never touch a table directly.
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.database_role)))
 
     return AsyncConnectionPool(
         url,
