@@ -16,9 +16,14 @@ JWT_SECRET ?= local-demo-secret-change-me-0123456789abcdef
 export DATABASE_URL JWT_SECRET
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-contrib
+PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib
 
-.PHONY: help system-deps venv migrate db run stop psql test bench token clean
+.PHONY: help system-deps venv migrate db run stop psql test coverage bench token clean
+
+# Coverage gate (thresholds in tests/plpgsql_coverage.py): Python lines of web/ and db/
+# (pytest-cov), PL/pgSQL statements and branches (plpgsql_check's profiler), SQL
+# functions named by tests; one table at the end of the run.
+COVERAGE := --cov --cov-report= --plpgsql-cov
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,13 +72,17 @@ psql:  ## a psql shell on the local database
 token: venv  ## print a JWT for USER=... (ADMIN=1 for the admin claim)
 	@$(PY) -m db.cli token --user "$(USER)" $(if $(ADMIN),--admin)
 
-test: system-deps venv  ## run the whole test suite against a real PostgreSQL the tests start
-	@echo "==> running the tests"
-	@$(PY) -m pytest
+test: system-deps venv  ## the whole test suite against a real PostgreSQL the tests start, with the coverage gate
+	@echo "==> running the tests (coverage gate: Python lines and PL/pgSQL statements >= 85%)"
+	@$(PY) -m pytest $(COVERAGE)
+
+coverage: system-deps venv  ## the suite with coverage: one table, fails under 85%; Python HTML in build/coverage-html
+	@echo "==> running the tests with coverage"
+	@$(PY) -m pytest --cov --cov-report=html:build/coverage-html --plpgsql-cov
 
 bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw time and ingest rate
 	@$(PY) -m bench.run
 
 clean: stop  ## stop the cluster and remove it, the virtualenv and caches
-	rm -rf $(PGDATA) $(VENV) .pytest_cache bench/out *.egg-info
+	rm -rf $(PGDATA) $(VENV) .pytest_cache bench/out *.egg-info build .coverage .coverage.*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

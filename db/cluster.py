@@ -19,7 +19,14 @@ PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
-    "shared_preload_libraries": "'pg_cron'",
+    # plpgsql_check (Debian: postgresql-15-plpgsql-check) gives the tests the PL/pgSQL
+    # profiler behind the coverage report; preloaded so the profile lives in shared memory
+    # (plpgsql_check 2.3 ignores profiler_max_shared_chunks from this file: the default
+    # 15000 chunks, ~24 MB, hold 30 statements each, plenty for every test database).
+    "shared_preload_libraries": "'pg_cron,plpgsql,plpgsql_check'",
+    # Off here, so `make run` and the benchmarks run unprofiled; tests/plpgsql_coverage.py
+    # turns it on for the test cluster.
+    "plpgsql_check.profiler": "off",
     # pg_cron lives in the stable `postgres` database and schedules into the
     # app databases with cron.schedule_in_database.
     "cron.database_name": "'postgres'",

@@ -27,6 +27,9 @@ from db import cluster
 HOST = "127.0.0.1"
 USER = "postgres"
 
+# --plpgsql-cov: PL/pgSQL profiling and the combined coverage table and gate.
+pytest_plugins = ["tests.plpgsql_coverage"]
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

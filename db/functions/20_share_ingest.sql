@@ -185,11 +185,11 @@ DECLARE
     v_from date := lottery_week(coalesce(p_from, (SELECT min(ts AT TIME ZONE 'UTC')::date FROM mining_events)));
     v_to   date := lottery_week(coalesce(p_to, (SELECT max(ts AT TIME ZONE 'UTC')::date FROM mining_events)));
     v_week date;
-    v_events bigint := 0;
+    v_events bigint := 0::bigint;
     v_batch bigint;
 BEGIN
     IF v_from IS NULL OR v_to IS NULL THEN
-        RETURN 0;  -- no events at all
+        RETURN 0::bigint;  -- no events at all
     END IF;
     -- Whole weeks, one day per batch: the trigger's sort stays small.
     FOR v_week IN SELECT generate_series(v_from, v_to, interval '7 days')::date LOOP
@@ -221,7 +221,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM event_weeks) AND EXISTS (SELECT FROM mining_events) THEN
         RETURN rebuild_share_aggregates();
     END IF;
-    RETURN 0;
+    RETURN 0::bigint;
 END
 $$;
 COMMENT ON FUNCTION adopt_existing_events() IS

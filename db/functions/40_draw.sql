@@ -68,7 +68,7 @@ BEGIN
         FROM results
         WHERE rank <= 10
     )
-    SELECT count(*), coalesce(sum(ticket_count), 0) INTO v_participants, v_shares FROM results;
+    SELECT count(*)::integer, coalesce(sum(ticket_count), 0)::bigint INTO v_participants, v_shares FROM results;
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,

@@ -36,7 +36,7 @@ BEGIN
     SELECT * INTO v_best FROM share_weekly_best WHERE week_start = v_week AND user_id = p_user_id;
 
     -- The final rank once the week is drawn, else the live one in the same order.
-    SELECT r.rank, d.total_participants INTO v_rank, v_participants
+    SELECT r.rank::bigint, d.total_participants::bigint INTO v_rank, v_participants
     FROM lottery_draws d
     LEFT JOIN lottery_results r ON r.draw_id = d.id AND r.user_id = p_user_id
     WHERE d.week_start = v_start AND d.status = 'completed';

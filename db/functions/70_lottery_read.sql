@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) TO
 
 CREATE OR REPLACE FUNCTION raise_draw_not_found(p_what text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql VOLATILE  -- never IMMUTABLE: planning a call with a constant would raise
 AS $$
 BEGIN
     RAISE SQLSTATE 'LTN01' USING
