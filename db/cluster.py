@@ -63,7 +63,7 @@ def is_running(datadir: Path) -> bool:
     return result.returncode == 0
 
 
-def init(datadir: Path) -> None:
+def init(datadir: Path, overrides: dict[str, str] | None = None) -> None:
     datadir.mkdir(parents=True, exist_ok=True)
     _give_to_postgres(datadir)
     datadir.chmod(0o700)
@@ -72,14 +72,15 @@ def init(datadir: Path) -> None:
                    check=True, stdout=subprocess.DEVNULL)
     with open(datadir / "postgresql.conf", "a") as conf:
         conf.write("\n# db/cluster.py\n")
-        for key, value in SETTINGS.items():
+        for key, value in {**SETTINGS, **(overrides or {})}.items():
             conf.write(f"{key} = {value}\n")
 
 
-def start(datadir: Path, port: int) -> None:
+def start(datadir: Path, port: int, overrides: dict[str, str] | None = None) -> None:
+    """Start the cluster, creating it first (with SETTINGS, then `overrides`) when absent."""
     datadir = datadir.resolve()
     if not (datadir / "PG_VERSION").exists():
-        init(datadir)
+        init(datadir, overrides)
     if is_running(datadir):
         return
     log = datadir / "server.log"

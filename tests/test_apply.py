@@ -1,11 +1,13 @@
 """db/apply.py (`make migrate`): idempotent, adopts an existing mining_events, documents every function."""
 
+import socket
 import uuid
 
 import psycopg
 import pytest
 
 from db import apply as db_apply
+from db import cluster
 from tests.helpers import add_shares
 
 SCHEMA_SNAPSHOT = """
@@ -91,3 +93,26 @@ def test_a_dba_calls_the_draw_without_setting_search_path(db):
     db.execute("SET LOCAL search_path = DEFAULT")
     row = db.execute("SELECT week_start, status FROM run_lottery_draw('2026-11-16')").fetchone()
     assert row[1] == "completed"
+
+
+def test_without_pg_cron_everything_else_applies_and_it_says_so(tmp_path):
+    """A server without pg_cron in shared_preload_libraries: no schedule, said plainly."""
+    datadir, port = tmp_path / "nocron", _free_port()
+    cluster.start(datadir, port, overrides={"shared_preload_libraries": "''"})
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as admin:
+            admin.execute("CREATE DATABASE app")
+        url = f"postgresql://postgres@127.0.0.1:{port}/app"
+        lines = []
+        db_apply.apply(url, schedule=True, log=lines.append)
+        assert any("the weekly draw is NOT scheduled" in line for line in lines), lines
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT calculate_xp_for_rank(1)").fetchone()[0] == 100
+    finally:
+        cluster.stop(datadir, mode="immediate")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

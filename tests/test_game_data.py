@@ -1,5 +1,7 @@
 """db/functions/50_game_data.sql: WeeklyGameData and the four game views."""
 
+import json
+
 import psycopg
 import pytest
 
@@ -120,3 +122,13 @@ def test_invalid_game_type(db, bad):
     with pytest.raises(psycopg.Error) as err:
         game(db, "a", bad)
     assert err.value.sqlstate == "LTG01"
+
+
+def test_game_view_works_on_any_weekly_data_object(db):
+    data = {"bestDifficulty": 100, "networkDifficulty": 10000, "progressRatio": 0.5, "bestHash": "00ab12cd",
+            "weeklyRank": 0, "percentile": 0, "dailyBestDiffs": [0, 0, 0, 0, 0, 0, 5]}
+    view = lambda g: db.execute("SELECT game_view(%s, %s::jsonb)", (g, json.dumps(data))).fetchone()[0]
+    assert view("hammer") == {"logBest": 2, "logNetwork": 4, "progressRatio": 0.5}
+    assert view("slots") == {"reels": ["a", "1", "c"]}
+    assert view("horse_race")["winner"] == "sun"
+    assert view("scratch_card")["tier"] == "Did not mine"

@@ -106,3 +106,9 @@ def test_history_bad_game_type(db):
     with pytest.raises(psycopg.Error) as err:
         history(db, "alice", game_type="poker")
     assert err.value.sqlstate == "LTG01"
+
+
+def test_game_session_json_is_the_stored_row(db):
+    _, session = play(db, "alice", "horse_race", {"winner": "wed"})
+    assert db.execute("SELECT game_session_json(s) FROM game_sessions s").fetchone()[0] == session
+    assert set(session) == {"id", "gameType", "weekStart", "playedAt", "lastPlayedAt", "playCount", "resultData"}

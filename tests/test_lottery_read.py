@@ -72,3 +72,12 @@ def test_streak_is_zero_when_the_latest_week_was_missed(db):
     draw_week(db, "2026-11-09", ("alice", 1.0, "2026-11-10 00:00"))
     draw_week(db, "2026-11-16", ("bob", 1.0, "2026-11-17 00:00"))
     assert db.execute("SELECT get_lottery_stats('alice')").fetchone()[0]["currentStreak"] == 0
+
+
+def test_draw_and_result_json_from_rows(db):
+    draw_week(db, "2026-11-16", ("a", 2.0, "2026-11-17 00:00"), ("b", 1.0, "2026-11-17 00:00"))
+    result = db.execute("SELECT lottery_result_json(r) FROM lottery_results r WHERE user_id = 'b'").fetchone()[0]
+    assert result == {"rank": 2, "userId": "b", "displayName": "b", "bestDifficulty": 1, "xpAwarded": 100,
+                      "gamePlayed": None}
+    draw = db.execute("SELECT lottery_draw_json(d, 'b', %s) FROM lottery_draws d", (NOW,)).fetchone()[0]
+    assert draw["myResult"] == result and len(draw["top10"]) == 2 and draw["nextDrawAt"] == "2026-11-30T00:01:00Z"

@@ -151,3 +151,21 @@ def test_share_event_problem_names_what_the_trigger_skips(db, event_type, payloa
         insert_events(db, [(utc("2026-11-16 00:00"), event_type, payload)])
         counted = db.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0]
         assert counted == (1 if problem is None and payload.get("accepted") is True else 0)
+
+
+@pytest.mark.parametrize("diff, at, best, best_at, beats", [
+    (10.0, "2026-11-17", 5.0, "2026-11-16", True),     # higher wins whenever it came
+    (5.0, "2026-11-15", 5.0, "2026-11-16", True),      # same, reached earlier
+    (5.0, "2026-11-16", 5.0, "2026-11-16", False),     # exact tie keeps the incumbent
+    (4.0, "2026-11-15", 5.0, "2026-11-16", False),
+])
+def test_share_beats(db, diff, at, best, best_at, beats):
+    assert db.execute("SELECT share_beats(%s, %s::timestamptz, %s, %s::timestamptz)",
+                      (diff, at, best, best_at)).fetchone()[0] is beats
+
+
+def test_share_user_and_claimed_difficulty(db):
+    row = db.execute("""SELECT share_user('{"user": "bc1qxyz"}'), share_user('{"user": ""}'),
+                               share_user('{"user": 7}'), share_claimed_difficulty('{"sdiff": 12.5}'),
+                               share_claimed_difficulty('{"sdiff": "12.5"}')""").fetchone()
+    assert row == ("bc1qxyz", None, None, 12.5, None)

@@ -78,3 +78,18 @@ def test_slot_reels_past_the_end_and_all_zero(db):
     assert reels(db, "0000000a1") == ["a", "0", "0"]
     assert reels(db, "00000000") == ["0", "0", "0"]
     assert reels(db, "12345678") == ["1", "3", "5"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("AB" * 32, "ab" * 32), ("0" * 64, "0" * 64), ("0" * 63, None), ("g" * 64, None), (" " + "a" * 63, None), (None, None),
+])
+def test_clean_hash(db, value, expected):
+    assert db.execute("SELECT clean_hash(%s)", (value,)).fetchone()[0] == expected
+
+
+@pytest.mark.parametrize("json_text, expected", [
+    ("5", 5.0), ("1.5e14", 1.5e14), ("0", None), ("-3", None), ('"5"', None), ("null", None),
+    ("1e400", None), ("1e-400", None), ("true", None), ("[1]", None),
+])
+def test_json_difficulty(db, json_text, expected):
+    assert db.execute("SELECT json_difficulty(%s::jsonb)", (json_text,)).fetchone()[0] == expected

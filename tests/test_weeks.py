@@ -78,3 +78,9 @@ def test_parse_week_rejects_anything_else_with_its_sqlstate(db, text):
 ])
 def test_next_draw_is_the_next_monday_0001_utc(db, now, expected):
     assert db.execute("SELECT iso_utc(next_draw_at(%s))", (now,)).fetchone()[0] == expected
+
+
+def test_iso_utc_precise_keeps_microseconds_in_utc(db):
+    db.execute("SELECT set_config('TimeZone', 'Asia/Kolkata', true)")
+    assert db.execute("SELECT iso_utc_precise('2026-11-22 23:59:59.999999+00')").fetchone()[0] == \
+        "2026-11-22T23:59:59.999999Z"
