@@ -112,3 +112,20 @@ def test_game_session_json_is_the_stored_row(db):
     _, session = play(db, "alice", "horse_race", {"winner": "wed"})
     assert db.execute("SELECT game_session_json(s) FROM game_sessions s").fetchone()[0] == session
     assert set(session) == {"id", "gameType", "weekStart", "playedAt", "lastPlayedAt", "playCount", "resultData"}
+
+
+def test_thirty_plays_a_minute_then_refused_with_the_wait(db):
+    for i in range(30):
+        play(db, "alice", ["hammer", "slots"][i % 2], now=f"2026-11-19 12:00:{i:02d}+00")
+    play(db, "bob", "slots", now="2026-11-19 12:00:30+00")  # others are not affected
+    with pytest.raises(psycopg.Error) as err:
+        play(db, "alice", "slots", now="2026-11-19 12:00:45+00")
+    assert err.value.sqlstate == "LTR01" and err.value.diag.message_detail == "15"
+    db.rollback()
+
+
+def test_the_window_runs_out(db):
+    for i in range(30):
+        play(db, "alice", "hammer", now=f"2026-11-19 12:00:{i:02d}+00")
+    created, session = play(db, "alice", "hammer", now="2026-11-19 12:01:00+00")
+    assert session["playCount"] == 31

@@ -44,6 +44,8 @@ def test_codes_are_ours_and_statuses_are_client_errors():
     ("SELECT * FROM get_live_rank(repeat('x', 129))", "LTU01"),
     ("SELECT get_game_history(NULL)", "LTU01"),
     ("SELECT get_lottery_by_week('a', '1999-01-04')", "LTN01"),
+    ("SELECT record_game_session('a', 'slots', jsonb_build_object('i', i), NULL, '2026-11-24')"
+     " FROM generate_series(1, 31) i", "LTR01"),
 ])
 def test_every_registered_code_is_raised_with_a_hint(db, sql, code):
     with pytest.raises(psycopg.Error) as err:

@@ -124,7 +124,7 @@ async def game_history(request: Request) -> Response:
 
 
 @operation("Record a game play", ok={201: "GameSession", 200: "GameSession"}, body="PlayRequest",
-           errors=[413], tag="games")
+           errors=[413, 429], tag="games")
 async def play(request: Request) -> Response:
     """201 with the new session on the first play of that game for that week;
     200 with playCount incremented on a repeat. Playing a drawn week sets gamePlayed on the result."""
@@ -152,6 +152,22 @@ async def lottery_week(request: Request) -> Response:
     return _json(await Database.fetch(
         _read(request), "SELECT get_lottery_by_week(%s, parse_week(%s))::text",
         (user.id, request.path_params["week_start"])))
+
+
+@operation("A drawn week's canonical ranked list, paged, with its digest", ok={200: "DrawRanking"},
+           errors=[404], tag="lottery",
+           params=[path("week_start", {"type": "string", "example": "2026-11-16"},
+                        "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week"),
+                   query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "lines per page"),
+                   query("offset", {"type": "integer", "minimum": 0, "default": 0}, "lines to skip")])
+async def lottery_ranking(request: Request) -> Response:
+    """Anyone can fetch every page, hash the lines (each followed by a newline) with SHA-256 to get
+    resultsDigest, and re-derive each best difficulty from its hash: 0xFFFF * 2^208 / int(hash, 16)."""
+    authenticate(request)
+    limit, offset = _int_param(request, "limit", 100), _int_param(request, "offset", 0)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_draw_ranking(parse_week(%s), %s::integer, %s::bigint)::text",
+        (request.path_params["week_start"], limit, offset)))
 
 
 @operation("The caller's all-time lottery statistics", ok={200: "LotteryStats"}, tag="lottery")
@@ -199,6 +215,7 @@ ROUTES = [
     Route("/api/games/play", play, methods=["POST"]),
     Route("/api/lottery/current", lottery_current, methods=["GET"]),
     Route("/api/lottery/week/{week_start}", lottery_week, methods=["GET"]),
+    Route("/api/lottery/week/{week_start}/ranking", lottery_ranking, methods=["GET"]),
     Route("/api/lottery/stats", lottery_stats, methods=["GET"]),
     Route("/api/admin/lottery/draw", admin_draw, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),

@@ -87,7 +87,10 @@ async def database_error(request: Request, exc: psycopg.Error) -> JSONResponse:
         if status == 503:
             log.warning("database unavailable: %s %s", state, exc)
             return unavailable()
-        return error_response(status, name, exc.diag.message_primary or str(exc), exc.diag.message_hint)
+        # A rate limit says in DETAIL how many seconds to wait.
+        wait = exc.diag.message_detail if status == 429 else None
+        headers = {"Retry-After": wait} if wait and wait.isdigit() else None
+        return error_response(status, name, exc.diag.message_primary or str(exc), exc.diag.message_hint, headers)
     if state and state.startswith(UNAVAILABLE_CLASSES):
         return unavailable()
     if state is None and isinstance(exc, psycopg.DataError):

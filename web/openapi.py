@@ -102,10 +102,23 @@ SCHEMAS: dict[str, dict] = {
         "totalShares": COUNT,
         "drawnAt": {"type": ["string", "null"], "format": "date-time"},
         "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "failed"]},
+        "resultsDigest": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
+                          "description": "SHA-256 of the canonical ranked list (see /ranking)"},
+        "forgedShares": {**COUNT, "description": "shares excluded: sdiff above what their hash proves"},
         "myResult": {"oneOf": [_ref("LotteryResult"), {"type": "null"}],
                      "description": "the caller's result; null when they did not take part"},
         "top10": {"type": "array", "items": _ref("LotteryResult"), "maxItems": 10},
         "nextDrawAt": INSTANT,
+    }),
+    "DrawRanking": _object({
+        "weekStart": INSTANT,
+        "resultsDigest": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+        "digest": {"type": "string", "description": "how resultsDigest is computed from the lines"},
+        "totalParticipants": COUNT,
+        "forgedShares": COUNT,
+        "offset": COUNT,
+        "lines": {"type": "array", "maxItems": 1000, "items": {
+            "type": "string", "description": "JSON array [rank, userId, bestDifficulty, bestHash, bestShareAt]"}},
     }),
     "LotteryStats": _object({
         "totalWeeksParticipated": COUNT,
@@ -132,6 +145,7 @@ ERROR_TEXT = {
     404: "no such draw",
     409: "the week has not closed yet",
     413: "request body too large",
+    429: "too many requests; Retry-After says when to try again",
     503: "database unavailable; retry later",
 }
 

@@ -29,14 +29,15 @@ RETURNS double precision
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
     -- ckpool: diff = truediffone / hash, truediffone = 0xFFFF * 2^208, the hash
-    -- read as a 256-bit big-endian integer (display order). Summed from eight
-    -- 32-bit words because PostgreSQL has no 256-bit hex cast.
-    SELECT CASE WHEN clean_hash(p_hash) IS NOT NULL THEN (
-        SELECT (65535 * 2::numeric ^ 208 / nullif(sum(
-                   ('x' || substr(p_hash, 8 * i + 1, 8))::bit(32)::bigint::numeric
-                   * 4294967296::numeric ^ (7 - i)), 0))::double precision
-        FROM generate_series(0, 7) AS i)
+    -- read as a 256-bit big-endian integer (display order). A double carries 52
+    -- bits, so the 13 hex digits after the leading zeros are all that matter:
+    -- hash = those digits * 16^(digits after them). Cheap enough to run per share.
+    SELECT CASE WHEN clean_hash(p_hash) IS NOT NULL AND p_hash !~ '^0+$' THEN
+        65535 * 2::double precision ^ 208
+        / (('x' || rpad(substr(p_hash, zeros + 1, 13), 13, '0'))::bit(52)::bigint::double precision
+           * 16::double precision ^ (64 - zeros - 13))
     END
+    FROM (SELECT length(p_hash) - length(ltrim(p_hash, '0')) AS zeros) AS z
 $$;
 COMMENT ON FUNCTION share_difficulty_from_hash(text) IS
     'Share difficulty proven by a 64-hex-digit hash (big-endian display order): 0xFFFF * 2^208 / hash. NULL for a malformed or all-zero hash.';

@@ -49,6 +49,18 @@ COMMENT ON FUNCTION share_event_problem(text, jsonb) IS
     'Why an event would be ignored by the aggregates (a share with a bad user, sdiff or accepted flag; a network event without a sane diff; a block without a user), or NULL when it is well-formed. Ingest tools report lines with it.';
 GRANT EXECUTE ON FUNCTION share_event_problem(text, jsonb) TO lottery_bi, lottery_ingest;
 
+CREATE OR REPLACE FUNCTION share_is_forged(p_sdiff double precision, p_hash text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- ckpool logs sdiff from the hash it checked, so an honest sdiff never
+    -- exceeds what the hash proves; 0.1% absorbs rounding in the log.
+    SELECT coalesce(p_sdiff > share_difficulty_from_hash(p_hash) * 1.001, false)
+$$;
+COMMENT ON FUNCTION share_is_forged(double precision, text) IS
+    'Whether a share claims more difficulty (sdiff) than its hash proves, beyond 0.1%. Such shares never count and are tallied per week. A share without a valid hash cannot be checked and is not called forged.';
+GRANT EXECUTE ON FUNCTION share_is_forged(double precision, text) TO lottery_web, lottery_bi, lottery_ingest;
+
 CREATE OR REPLACE FUNCTION share_beats(p_diff double precision, p_at timestamptz,
                                        p_best_diff double precision, p_best_at timestamptz)
 RETURNS boolean
@@ -70,22 +82,32 @@ BEGIN
 
     -- Batch first (one sort), then one upsert per (user, day) and per (user, week).
     -- User ids sort in "C" order: locale-aware comparison would double the sort.
-    -- The hash is checked only for the winning rows, not for every share.
-    WITH daily AS MATERIALIZED (
+    -- Forged shares are set aside and tallied per week; the hash of the other
+    -- shares is normalised only for the rows that win their day.
+    WITH shares AS MATERIALIZED (
+        SELECT user_id, day, sdiff, ts, raw_hash, share_is_forged(sdiff, raw_hash) AS forged
+        FROM (SELECT share_user(payload) COLLATE "C" AS user_id,
+                     (ts AT TIME ZONE 'UTC')::date AS day,
+                     share_claimed_difficulty(payload) AS sdiff,
+                     ts,
+                     payload->>'hash' AS raw_hash
+              FROM new_events
+              WHERE event_type = 'share_submitted'
+                AND payload->'accepted' = 'true'::jsonb
+                AND ts IS NOT NULL) AS s
+        WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
+    ), forged_tally AS (
+        UPDATE event_weeks e SET forged_shares = e.forged_shares + f.forged
+        FROM (SELECT lottery_week(day) AS week, count(*) AS forged FROM shares
+              WHERE forged GROUP BY 1) AS f
+        WHERE e.week_start = f.week
+    ), daily AS MATERIALIZED (
         SELECT user_id, day, sdiff, ts, clean_hash(raw_hash) AS hash, shares
         FROM (SELECT DISTINCT ON (user_id, day)
                      user_id, day, sdiff, ts, raw_hash,
                      count(*) OVER (PARTITION BY user_id, day) AS shares
-              FROM (SELECT share_user(payload) COLLATE "C" AS user_id,
-                           (ts AT TIME ZONE 'UTC')::date AS day,
-                           share_claimed_difficulty(payload) AS sdiff,
-                           ts,
-                           payload->>'hash' AS raw_hash
-                    FROM new_events
-                    WHERE event_type = 'share_submitted'
-                      AND payload->'accepted' = 'true'::jsonb
-                      AND ts IS NOT NULL) AS s
-              WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
+              FROM shares
+              WHERE NOT forged
               ORDER BY user_id, day, sdiff DESC, ts, raw_hash) AS best_of_day
     ), daily_upsert AS (
         INSERT INTO share_daily_best AS d

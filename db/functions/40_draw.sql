@@ -2,6 +2,30 @@
 -- ledger, the top-10 notifications, the weekly_rankings refresh and the
 -- lottery_drawn NOTIFY: it lands whole or not at all.
 
+CREATE OR REPLACE FUNCTION lottery_result_line(p_result lottery_results)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET extra_float_digits = 1  -- shortest exact float text, whatever the session says
+AS $$
+    SELECT jsonb_build_array(p_result.rank, p_result.user_id, p_result.best_difficulty,
+                             coalesce(p_result.best_hash, ''), iso_utc_precise(p_result.best_share_at))::text
+$$;
+COMMENT ON FUNCTION lottery_result_line(lottery_results) IS
+    'The canonical text of one ranked result: the JSON array [rank, userId, bestDifficulty, bestHash, bestShareAt]. A draw''s results_digest is the SHA-256 of these lines, each followed by a newline, in rank order.';
+GRANT EXECUTE ON FUNCTION lottery_result_line(lottery_results) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION lottery_results_digest(p_draw_id uuid)
+RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT encode(sha256(convert_to(coalesce(string_agg(lottery_result_line(r) || E'\n', '' ORDER BY r.rank), ''),
+                                    'UTF8')), 'hex')
+    FROM lottery_results r WHERE r.draw_id = p_draw_id
+$$;
+COMMENT ON FUNCTION lottery_results_digest(uuid) IS
+    'SHA-256 (hex) of a draw''s canonical ranked list: every lottery_result_line followed by a newline, in rank order, as UTF-8.';
+GRANT EXECUTE ON FUNCTION lottery_results_digest(uuid) TO lottery_bi;
+
 CREATE OR REPLACE FUNCTION run_lottery_draw(p_week_start date DEFAULT NULL,
                                             p_now timestamptz DEFAULT now())
 RETURNS lottery_draws
@@ -72,7 +96,9 @@ BEGIN
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
-        drawn_at = p_now, updated_at = now()
+        drawn_at = p_now, updated_at = now(),
+        results_digest = lottery_results_digest(v_draw.id),
+        forged_shares = coalesce((SELECT forged_shares FROM event_weeks WHERE week_start = v_week), 0)
     WHERE id = v_draw.id
     RETURNING * INTO v_draw;
 

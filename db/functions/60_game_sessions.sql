@@ -28,6 +28,8 @@ DECLARE
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_session jsonb;
     v_created boolean;
+    v_plays integer;
+    v_window timestamptz;
 BEGIN
     PERFORM check_user_id(p_user_id), check_game_type(p_game_type);
     IF p_result_data IS NULL OR jsonb_typeof(p_result_data) <> 'object'
@@ -41,6 +43,21 @@ BEGIN
         RAISE SQLSTATE 'LTG03' USING
             MESSAGE = format('the week of %s has not started', v_week),
             HINT = 'Play the open week (omit weekStart) or a past one.';
+    END IF;
+
+    -- At most 30 plays a minute per user, in a fixed window. A refused play
+    -- rolls back its own count, so the window simply runs out.
+    INSERT INTO play_rate_limits AS l (user_id, window_start, plays)
+    VALUES (p_user_id, p_now, 1)
+    ON CONFLICT (user_id) DO UPDATE SET
+        plays = CASE WHEN l.window_start > p_now - interval '1 minute' THEN l.plays + 1 ELSE 1 END,
+        window_start = CASE WHEN l.window_start > p_now - interval '1 minute' THEN l.window_start ELSE p_now END
+    RETURNING plays, window_start INTO v_plays, v_window;
+    IF v_plays > 30 THEN
+        RAISE SQLSTATE 'LTR01' USING
+            MESSAGE = 'too many game plays',
+            DETAIL = greatest(1, ceil(extract(epoch FROM v_window + interval '1 minute' - p_now)))::text,
+            HINT = 'At most 30 plays a minute; DETAIL is the seconds to wait.';
     END IF;
 
     INSERT INTO game_sessions AS s (user_id, game_type, week_start, played_at, last_played_at, result_data)
@@ -61,7 +78,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION record_game_session(text, text, jsonb, date, timestamptz) IS
-    'Records that a user played a game for a week (default: the open week). The first play creates the session (created = true); a repeat increments playCount and updates lastPlayedAt and resultData. Raises LTU01, LTG01, LTG02, LTG03.';
+    'Records that a user played a game for a week (default: the open week). The first play creates the session (created = true); a repeat increments playCount and updates lastPlayedAt and resultData. Raises LTU01, LTG01, LTG02, LTG03, and LTR01 past 30 plays a minute (DETAIL: seconds to wait).';
 GRANT EXECUTE ON FUNCTION record_game_session(text, text, jsonb, date, timestamptz) TO lottery_web;
 
 CREATE OR REPLACE FUNCTION get_game_history(p_user_id text, p_limit integer DEFAULT 20,

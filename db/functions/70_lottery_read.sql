@@ -30,6 +30,8 @@ AS $$
         'totalShares', p_draw.total_shares,
         'drawnAt', iso_utc_precise(p_draw.drawn_at),
         'status', p_draw.status,
+        'resultsDigest', p_draw.results_digest,
+        'forgedShares', p_draw.forged_shares,
         'myResult', (SELECT lottery_result_json(r) FROM lottery_results r
                      WHERE r.draw_id = p_draw.id AND r.user_id = p_user_id),
         'top10', (SELECT coalesce(jsonb_agg(lottery_result_json(r) ORDER BY r.rank), '[]'::jsonb)
@@ -137,3 +139,37 @@ $$;
 COMMENT ON FUNCTION get_lottery_stats(text) IS
     'A user''s all-time lottery statistics (spec LotteryStatsResponse, camelCase). currentStreak counts consecutive weeks with a result, back from the latest completed draw.';
 GRANT EXECUTE ON FUNCTION get_lottery_stats(text) TO lottery_web;
+
+CREATE OR REPLACE FUNCTION get_draw_ranking(p_week_start date, p_limit integer DEFAULT 100,
+                                            p_offset bigint DEFAULT 0)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_draw lottery_draws;
+BEGIN
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 OR p_offset IS NULL OR p_offset < 0 THEN
+        RAISE SQLSTATE 'LTP01' USING
+            MESSAGE = format('invalid pagination limit=%s offset=%s', p_limit, p_offset),
+            HINT = 'limit is 1..1000 (default 100), offset is 0 or more.';
+    END IF;
+    SELECT * INTO v_draw FROM lottery_draws
+    WHERE week_start = lottery_week_start_ts(p_week_start) AND status = 'completed';
+    IF NOT FOUND THEN
+        PERFORM raise_draw_not_found(format('for the week of %s', lottery_week(p_week_start)));
+    END IF;
+    RETURN jsonb_build_object(
+        'weekStart', iso_utc(v_draw.week_start),
+        'resultsDigest', v_draw.results_digest,
+        'digest', 'sha256 over the lines in rank order, each followed by "\n", as UTF-8',
+        'totalParticipants', v_draw.total_participants,
+        'forgedShares', v_draw.forged_shares,
+        'offset', p_offset,
+        'lines', (SELECT coalesce(jsonb_agg(lottery_result_line(r) ORDER BY r.rank), '[]'::jsonb)
+                  FROM lottery_results r
+                  WHERE r.draw_id = v_draw.id AND r.rank > p_offset AND r.rank <= p_offset + p_limit));
+END
+$$;
+COMMENT ON FUNCTION get_draw_ranking(date, integer, bigint) IS
+    'One page of a drawn week''s canonical ranked list (see lottery_result_line) with its stored results_digest, so that anyone can recompute the digest from every page and re-derive each best difficulty from its hash. Raises LTP01 (limit 1..1000) and LTN01.';
+GRANT EXECUTE ON FUNCTION get_draw_ranking(date, integer, bigint) TO lottery_web, lottery_bi;

@@ -106,7 +106,7 @@ async def test_hammer_has_progress_ratio(client, shares):  # 5.8.2 #7
 
 
 async def test_every_game_view(client, shares):
-    shares.add("alice", 300.0, day=3, hash_hex="0000a1b2c3" + "0" * 54)
+    shares.add("alice", 300.0, day=3, hash_hex="0000000000a1b2c3" + "0" * 48)
     views = {game: (await client.get(f"/api/games/weekly-data/{game}", headers=auth("alice"))).json()["game"]
              for game in ("horse_race", "slots", "scratch_card")}
     assert views["horse_race"]["winner"] == "thu" and len(views["horse_race"]["horses"]) == 7
@@ -181,3 +181,15 @@ async def test_reads_use_the_read_database(fresh_db_url, readonly_db_url):
         assert (await client.get("/api/games/history", headers=auth("reader"))).json() == []
     async with asgi_client(make_settings(fresh_db_url)) as client:
         assert len((await client.get("/api/games/history", headers=auth("reader"))).json()) == 1
+
+
+async def test_play_rate_limit_is_429_with_retry_after(client):
+    body = {"gameType": "slots", "resultData": {}}
+    statuses = [(await client.post("/api/games/play", json=body, headers=auth("spammer"))).status_code
+                for _ in range(30)]
+    assert statuses == [201] + [200] * 29
+    refused = await client.post("/api/games/play", json=body, headers=auth("spammer"))
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_requests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    other = await client.post("/api/games/play", json=body, headers=auth("patient"))
+    assert other.status_code == 201

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -95,3 +96,22 @@ async def test_admin_cannot_draw_an_open_week(client, shares):
     response = await client.post("/api/admin/lottery/draw", params={"week": shares.week().isoformat()},
                                  headers=auth("ops", admin=True))
     assert response.status_code == 409 and response.json()["code"] == "week_not_closed"
+
+
+async def test_ranking_pages_recompute_the_stored_digest(client, shares):
+    two_drawn_weeks(shares)
+    week = shares.week(1)
+    lines, offset = [], 0
+    while True:
+        response = await client.get(f"/api/lottery/week/{week}/ranking?limit=5&offset={offset}", headers=auth("bob"))
+        assert response.status_code == 200
+        page = response.json()
+        if not page["lines"]:
+            break
+        lines, offset = lines + page["lines"], offset + len(page["lines"])
+    assert len(lines) == page["totalParticipants"] == 13
+    assert hashlib.sha256("".join(f"{line}\n" for line in lines).encode()).hexdigest() == page["resultsDigest"]
+    current = (await client.get("/api/lottery/current", headers=auth("bob"))).json()
+    assert current["resultsDigest"] == page["resultsDigest"] and current["forgedShares"] == 0
+    assert (await client.get(f"/api/lottery/week/{week}/ranking?limit=1001", headers=auth("bob"))).status_code == 400
+    assert (await client.get("/api/lottery/week/2020-01-06/ranking", headers=auth("bob"))).status_code == 404

@@ -18,7 +18,8 @@ async def test_document_lists_every_endpoint_with_bearer_auth(readonly_client):
     assert set(operations) == {
         ("GET", "/api/games/weekly-data"), ("GET", "/api/games/weekly-data/{game_type}"),
         ("GET", "/api/games/history"), ("POST", "/api/games/play"), ("GET", "/api/lottery/current"),
-        ("GET", "/api/lottery/week/{week_start}"), ("GET", "/api/lottery/stats"),
+        ("GET", "/api/lottery/week/{week_start}"), ("GET", "/api/lottery/week/{week_start}/ranking"),
+        ("GET", "/api/lottery/stats"),
         ("POST", "/api/admin/lottery/draw"), ("GET", "/healthz")}
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer",
                                                                   "bearerFormat": "JWT"}
