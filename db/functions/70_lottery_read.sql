@@ -42,35 +42,37 @@ COMMENT ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) IS
     'The camelCase JSON of a draw as the lottery endpoints return it: the draw, myResult (the given user''s result or null), top10 and nextDrawAt.';
 GRANT EXECUTE ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) TO lottery_web;
 
-CREATE OR REPLACE FUNCTION raise_draw_not_found(p_what text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE  -- never IMMUTABLE: planning a call with a constant would raise
-AS $$
-BEGIN
-    RAISE SQLSTATE 'LTN01' USING
-        MESSAGE = format('no completed lottery draw %s', p_what),
-        HINT = 'Draws run every Monday at 00:01 UTC for the week that just closed.';
-END
-$$;
-COMMENT ON FUNCTION raise_draw_not_found(text) IS
-    'Raises LTN01 (no such draw) with a message naming what was asked for.';
+-- Superseded by completed_draw().
+DROP FUNCTION IF EXISTS raise_draw_not_found(text);
 
-CREATE OR REPLACE FUNCTION get_current_lottery(p_user_id text, p_now timestamptz DEFAULT now())
-RETURNS jsonb
+CREATE OR REPLACE FUNCTION completed_draw(p_week_start date DEFAULT NULL)
+RETURNS lottery_draws
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_draw lottery_draws;
 BEGIN
-    PERFORM check_user_id(p_user_id);
     SELECT * INTO v_draw FROM lottery_draws
-    WHERE status = 'completed' ORDER BY week_start DESC LIMIT 1;
+    WHERE status = 'completed'
+      AND (p_week_start IS NULL OR week_start = lottery_week_start_ts(p_week_start))
+    ORDER BY week_start DESC LIMIT 1;
     IF NOT FOUND THEN
-        PERFORM raise_draw_not_found('yet');
+        RAISE SQLSTATE 'LTN01' USING
+            MESSAGE = CASE WHEN p_week_start IS NULL THEN 'no completed lottery draw yet'
+                           ELSE format('no completed lottery draw for the week of %s', lottery_week(p_week_start)) END,
+            HINT = 'Draws run every Monday at 00:01 UTC for the week that just closed.';
     END IF;
-    RETURN lottery_draw_json(v_draw, p_user_id, p_now);
+    RETURN v_draw;
 END
 $$;
+COMMENT ON FUNCTION completed_draw(date) IS
+    'The completed draw of the week containing p_week_start, or the latest one when NULL. Raises LTN01 when there is none.';
+GRANT EXECUTE ON FUNCTION completed_draw(date) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION get_current_lottery(p_user_id text, p_now timestamptz DEFAULT now())
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$ SELECT lottery_draw_json(completed_draw(), check_user_id(p_user_id), p_now) $$;
 COMMENT ON FUNCTION get_current_lottery(text, timestamptz) IS
     'The most recent completed draw with the user''s result, the top 10 and nextDrawAt. Raises LTN01 when no draw exists.';
 GRANT EXECUTE ON FUNCTION get_current_lottery(text, timestamptz) TO lottery_web;
@@ -78,20 +80,8 @@ GRANT EXECUTE ON FUNCTION get_current_lottery(text, timestamptz) TO lottery_web;
 CREATE OR REPLACE FUNCTION get_lottery_by_week(p_user_id text, p_week_start date,
                                                p_now timestamptz DEFAULT now())
 RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE
-    v_draw lottery_draws;
-BEGIN
-    PERFORM check_user_id(p_user_id);
-    SELECT * INTO v_draw FROM lottery_draws
-    WHERE week_start = lottery_week_start_ts(p_week_start) AND status = 'completed';
-    IF NOT FOUND THEN
-        PERFORM raise_draw_not_found(format('for the week of %s', lottery_week(p_week_start)));
-    END IF;
-    RETURN lottery_draw_json(v_draw, p_user_id, p_now);
-END
-$$;
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$ SELECT lottery_draw_json(completed_draw(p_week_start), check_user_id(p_user_id), p_now) $$;
 COMMENT ON FUNCTION get_lottery_by_week(text, date, timestamptz) IS
     'The completed draw of the week containing p_week_start with the user''s result, the top 10 and nextDrawAt. Raises LTN01 when that week has no draw.';
 GRANT EXECUTE ON FUNCTION get_lottery_by_week(text, date, timestamptz) TO lottery_web;
@@ -148,16 +138,15 @@ AS $$
 DECLARE
     v_draw lottery_draws;
 BEGIN
+    IF p_week_start IS NULL THEN
+        RAISE SQLSTATE 'LTW02' USING MESSAGE = 'a week is required', HINT = 'Name the drawn week by any day in it.';
+    END IF;
     IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 OR p_offset IS NULL OR p_offset < 0 THEN
         RAISE SQLSTATE 'LTP01' USING
             MESSAGE = format('invalid pagination limit=%s offset=%s', p_limit, p_offset),
             HINT = 'limit is 1..1000 (default 100), offset is 0 or more.';
     END IF;
-    SELECT * INTO v_draw FROM lottery_draws
-    WHERE week_start = lottery_week_start_ts(p_week_start) AND status = 'completed';
-    IF NOT FOUND THEN
-        PERFORM raise_draw_not_found(format('for the week of %s', lottery_week(p_week_start)));
-    END IF;
+    v_draw := completed_draw(p_week_start);
     RETURN jsonb_build_object(
         'weekStart', iso_utc(v_draw.week_start),
         'resultsDigest', v_draw.results_digest,
