@@ -41,7 +41,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION share_difficulty_from_hash(text) IS
     'Share difficulty proven by a 64-hex-digit hash (big-endian display order): 0xFFFF * 2^208 / hash. NULL for a malformed or all-zero hash.';
-GRANT EXECUTE ON FUNCTION share_difficulty_from_hash(text) TO lottery_web, lottery_bi;
+GRANT EXECUTE ON FUNCTION share_difficulty_from_hash(text) TO lottery_web, lottery_bi, lottery_ingest;
 
 CREATE OR REPLACE FUNCTION get_progress_ratio(p_best double precision, p_network double precision)
 RETURNS double precision
