@@ -26,18 +26,18 @@ GRANT EXECUTE ON FUNCTION clean_hash(text) TO lottery_web, lottery_bi, lottery_i
 
 CREATE OR REPLACE FUNCTION share_difficulty_from_hash(p_hash text)
 RETURNS double precision
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     -- ckpool: diff = truediffone / hash, truediffone = 0xFFFF * 2^208, the hash
     -- read as a 256-bit big-endian integer (display order). A double carries 52
     -- bits, so the 13 hex digits after the leading zeros are all that matter:
-    -- hash = those digits * 16^(digits after them). Cheap enough to run per share.
-    SELECT CASE WHEN clean_hash(p_hash) IS NOT NULL AND p_hash !~ '^0+$' THEN
+    -- hash = those digits * 16^(digits after them). One expression, no FROM and
+    -- not STRICT, so that the planner inlines it: it runs for every share.
+    SELECT CASE WHEN clean_hash(p_hash) IS NOT NULL AND ltrim(p_hash, '0') <> '' THEN
         65535 * 2::double precision ^ 208
-        / (('x' || rpad(substr(p_hash, zeros + 1, 13), 13, '0'))::bit(52)::bigint::double precision
-           * 16::double precision ^ (64 - zeros - 13))
+        / (('x' || rpad(left(ltrim(p_hash, '0'), 13), 13, '0'))::bit(52)::bigint::double precision
+           * 16::double precision ^ (length(ltrim(p_hash, '0')) - 13))
     END
-    FROM (SELECT length(p_hash) - length(ltrim(p_hash, '0')) AS zeros) AS z
 $$;
 COMMENT ON FUNCTION share_difficulty_from_hash(text) IS
     'Share difficulty proven by a 64-hex-digit hash (big-endian display order): 0xFFFF * 2^208 / hash. NULL for a malformed or all-zero hash.';
