@@ -142,6 +142,9 @@ WORKOUT = [
     "SELECT get_game_history('alice', 10, 0, 'slots')", "SELECT get_game_history('alice', 0)",
     "SELECT run_due_draws('2026-11-17')", "SELECT get_lottery_by_week('alice', '2026-11-09', '2026-11-17')",
     "SELECT rebuild_share_aggregates()", "SELECT adopt_existing_events()",
+    "SELECT completed_draw('2020-01-06')", "SELECT get_draw_ranking('2026-11-09', 0)",
+    "SELECT get_draw_ranking('2026-11-09', 10)", "SELECT * FROM get_live_rank('alice', '2026-11-09')",
+    "SELECT * FROM get_live_rank('nobody', '2026-11-09')",
 ]
 
 # A branch made of NULL; alone holds no statement: the per-statement profile cannot show it.
