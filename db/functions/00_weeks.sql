@@ -30,12 +30,12 @@ RETURNS TABLE (week_start timestamptz, week_end timestamptz, iso_year integer, i
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
     SELECT s, s + interval '7 days',
-           extract(isoyear FROM p_at AT TIME ZONE 'UTC')::integer,
-           extract(week FROM p_at AT TIME ZONE 'UTC')::integer
+           CASE WHEN isfinite(p_at) THEN extract(isoyear FROM p_at AT TIME ZONE 'UTC')::integer END,
+           CASE WHEN isfinite(p_at) THEN extract(week FROM p_at AT TIME ZONE 'UTC')::integer END
     FROM lottery_week_start_ts(lottery_week_at(p_at)) AS s
 $$;
 COMMENT ON FUNCTION get_week_boundaries(timestamptz) IS
-    'The UTC ISO week containing p_at: week_start inclusive, week_end exclusive (next Monday 00:00 UTC), ISO year and week number.';
+    'The UTC ISO week containing p_at: week_start inclusive, week_end exclusive (next Monday 00:00 UTC), ISO year and week number (NULL for an infinite p_at).';
 GRANT EXECUTE ON FUNCTION get_week_boundaries(timestamptz) TO lottery_web, lottery_bi;
 
 CREATE OR REPLACE FUNCTION iso_utc(p_at timestamptz)
@@ -53,6 +53,23 @@ AS $$ SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $
 COMMENT ON FUNCTION iso_utc_precise(timestamptz) IS
     'ISO 8601 text of p_at in UTC with microseconds, for event times where order matters.';
 GRANT EXECUTE ON FUNCTION iso_utc_precise(timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION check_week(p_week date)
+RETURNS date
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_week IS NULL OR NOT isfinite(p_week) THEN
+        RAISE SQLSTATE 'LTW02' USING
+            MESSAGE = format('invalid week %s', coalesce(p_week::text, 'NULL')),
+            HINT = 'A week is a finite date (any day of it names it).';
+    END IF;
+    RETURN lottery_week(p_week);
+END
+$$;
+COMMENT ON FUNCTION check_week(date) IS
+    'The Monday of the week of p_week; raises LTW02 for NULL or an infinite date.';
+GRANT EXECUTE ON FUNCTION check_week(date) TO lottery_web, lottery_bi;
 
 -- Parses the week parameter of URLs: a date (2026-11-18) or an ISO 8601
 -- timestamp (a timestamp without offset is read as UTC).

@@ -77,7 +77,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 BEGIN
     INSERT INTO event_weeks (week_start)
-    SELECT DISTINCT lottery_week_at(ts) FROM new_events WHERE ts IS NOT NULL
+    SELECT DISTINCT lottery_week_at(ts) FROM new_events WHERE isfinite(ts)
     ON CONFLICT (week_start) DO NOTHING;
 
     -- Batch first (one sort), then one upsert per (user, day) and per (user, week).
@@ -94,7 +94,7 @@ BEGIN
               FROM new_events
               WHERE event_type = 'share_submitted'
                 AND payload->'accepted' = 'true'::jsonb
-                AND ts IS NOT NULL) AS s
+                AND isfinite(ts)) AS s
         WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
     ), forged_tally AS (
         UPDATE event_weeks e SET forged_shares = e.forged_shares + f.forged
@@ -204,13 +204,19 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_from date := lottery_week(coalesce(p_from, (SELECT min(ts AT TIME ZONE 'UTC')::date FROM mining_events)));
-    v_to   date := lottery_week(coalesce(p_to, (SELECT max(ts AT TIME ZONE 'UTC')::date FROM mining_events)));
+    -- Only the weeks that saw events (event_weeks knows them; a table being
+    -- adopted is scanned once): no bound may walk empty calendar weeks.
+    v_first date := coalesce((SELECT min(week_start) FROM event_weeks),
+                             lottery_week((SELECT min(ts AT TIME ZONE 'UTC')::date FROM mining_events WHERE isfinite(ts))));
+    v_last  date := coalesce((SELECT max(week_start) FROM event_weeks),
+                             lottery_week((SELECT max(ts AT TIME ZONE 'UTC')::date FROM mining_events WHERE isfinite(ts))));
+    v_from  date := greatest(CASE WHEN isfinite(p_from) THEN lottery_week(p_from) END, v_first);
+    v_to    date := least(CASE WHEN isfinite(p_to) THEN lottery_week(p_to) END, v_last);
     v_week date;
     v_events bigint := 0::bigint;
     v_batch bigint;
 BEGIN
-    IF v_from IS NULL OR v_to IS NULL THEN
+    IF v_first IS NULL THEN
         RETURN 0::bigint;  -- no events at all
     END IF;
     -- Whole weeks, one day per batch: the trigger's sort stays small.

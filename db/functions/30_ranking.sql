@@ -24,7 +24,7 @@ RETURNS TABLE (rank bigint, participants bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week date := coalesce(lottery_week(p_week_start), lottery_week_at(p_now));
+    v_week date := check_week(coalesce(p_week_start, lottery_week_at(p_now)));
     v_me   share_weekly_best;
 BEGIN
     PERFORM check_user_id(p_user_id);

@@ -32,13 +32,14 @@ RETURNS lottery_draws
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week  date := coalesce(lottery_week(p_week_start), lottery_week_at(p_now) - 7);
+    v_now   timestamptz := coalesce(p_now, now());
+    v_week  date := check_week(coalesce(p_week_start, lottery_week_at(v_now) - 7));
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_draw  lottery_draws;
     v_participants integer;
     v_shares bigint;
 BEGIN
-    IF v_start + interval '7 days' > p_now THEN
+    IF v_start + interval '7 days' > v_now THEN
         RAISE SQLSTATE 'LTW01' USING
             MESSAGE = format('the week of %s has not closed yet', v_week),
             HINT = format('It closes at %s; the scheduled draw runs at Monday 00:01 UTC.',
@@ -96,7 +97,7 @@ BEGIN
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
-        drawn_at = p_now, updated_at = now(),
+        drawn_at = v_now, updated_at = now(),
         results_digest = lottery_results_digest(v_draw.id),
         forged_shares = coalesce((SELECT forged_shares FROM event_weeks WHERE week_start = v_week), 0)
     WHERE id = v_draw.id

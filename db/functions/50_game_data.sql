@@ -23,7 +23,7 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week  date := coalesce(lottery_week(p_week_start), lottery_week_at(p_now));
+    v_week  date := check_week(coalesce(p_week_start, lottery_week_at(p_now)));
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_end   timestamptz := v_start + interval '7 days';
     v_best  share_weekly_best;

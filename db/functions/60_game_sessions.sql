@@ -24,7 +24,8 @@ RETURNS TABLE (created boolean, session jsonb)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week  date := coalesce(lottery_week(p_week_start), lottery_week_at(p_now));
+    v_now   timestamptz := coalesce(p_now, now());
+    v_week  date := check_week(coalesce(p_week_start, lottery_week_at(v_now)));
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_session jsonb;
     v_created boolean;
@@ -39,7 +40,7 @@ BEGIN
             MESSAGE = 'invalid resultData',
             HINT = 'resultData must be a JSON object of at most 4096 bytes, nested at most 8 levels.';
     END IF;
-    IF v_week > lottery_week_at(p_now) THEN
+    IF v_week > lottery_week_at(v_now) THEN
         RAISE SQLSTATE 'LTG03' USING
             MESSAGE = format('the week of %s has not started', v_week),
             HINT = 'Play the open week (omit weekStart) or a past one.';
@@ -48,20 +49,20 @@ BEGIN
     -- At most 30 plays a minute per user, in a fixed window. A refused play
     -- rolls back its own count, so the window simply runs out.
     INSERT INTO play_rate_limits AS l (user_id, window_start, plays)
-    VALUES (p_user_id, p_now, 1)
+    VALUES (p_user_id, v_now, 1)
     ON CONFLICT (user_id) DO UPDATE SET
-        plays = CASE WHEN l.window_start > p_now - interval '1 minute' THEN l.plays + 1 ELSE 1 END,
-        window_start = CASE WHEN l.window_start > p_now - interval '1 minute' THEN l.window_start ELSE p_now END
+        plays = CASE WHEN l.window_start > v_now - interval '1 minute' THEN l.plays + 1 ELSE 1 END,
+        window_start = CASE WHEN l.window_start > v_now - interval '1 minute' THEN l.window_start ELSE v_now END
     RETURNING plays, window_start INTO v_plays, v_window;
     IF v_plays > 30 THEN
         RAISE SQLSTATE 'LTR01' USING
             MESSAGE = 'too many game plays',
-            DETAIL = greatest(1, ceil(extract(epoch FROM v_window + interval '1 minute' - p_now)))::text,
+            DETAIL = greatest(1, ceil(extract(epoch FROM v_window + interval '1 minute' - v_now)))::text,
             HINT = 'At most 30 plays a minute; DETAIL is the seconds to wait.';
     END IF;
 
     INSERT INTO game_sessions AS s (user_id, game_type, week_start, played_at, last_played_at, result_data)
-    VALUES (p_user_id, p_game_type, v_start, p_now, p_now, p_result_data)
+    VALUES (p_user_id, p_game_type, v_start, v_now, v_now, p_result_data)
     ON CONFLICT (user_id, game_type, week_start) DO UPDATE SET
         play_count = s.play_count + 1,
         last_played_at = excluded.last_played_at,

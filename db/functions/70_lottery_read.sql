@@ -54,7 +54,7 @@ DECLARE
 BEGIN
     SELECT * INTO v_draw FROM lottery_draws
     WHERE status = 'completed'
-      AND (p_week_start IS NULL OR week_start = lottery_week_start_ts(p_week_start))
+      AND (p_week_start IS NULL OR week_start = lottery_week_start_ts(check_week(p_week_start)))
     ORDER BY week_start DESC LIMIT 1;
     IF NOT FOUND THEN
         RAISE SQLSTATE 'LTN01' USING
