@@ -18,7 +18,7 @@ export DATABASE_URL JWT_SECRET
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib
 
-.PHONY: help system-deps venv migrate db run stop psql test coverage bench token clean
+.PHONY: help system-deps venv migrate db run stop psql test coverage bench soak token clean
 
 # Coverage gate (thresholds in tests/plpgsql_coverage.py): Python lines of web/ and db/
 # (pytest-cov), PL/pgSQL statements and branches (plpgsql_check's profiler), SQL
@@ -82,6 +82,9 @@ coverage: system-deps venv  ## the suite with coverage: one table, fails under 8
 
 bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw time and ingest rate
 	@$(PY) -m bench.run
+
+soak: system-deps venv  ## 5 minutes of mixed load on loopback with a draw in the middle (SECONDS=300)
+	@$(PY) -m bench.soak --seconds $(or $(SECONDS),300)
 
 clean: stop  ## stop the cluster and remove it, the virtualenv and caches
 	rm -rf $(PGDATA) $(VENV) .pytest_cache bench/out *.egg-info build .coverage .coverage.*
