@@ -151,7 +151,17 @@ WORKOUT = [
 EMPTY_BRANCH = re.compile(r"\b(THEN|ELSE|LOOP)\s+NULL\s*;", re.I)
 
 
-def test_coverage_report_counts_like_plpgsql_check(db, plpgsql_check):
+@pytest.fixture
+def profiled_db(fresh_db):
+    """A database of its own: its profiler counters start at zero whatever ran before,
+    so the workout leaves the same functions partly covered every time."""
+    fresh_db.execute("CREATE SCHEMA plpgsql_check_test")
+    fresh_db.execute("CREATE EXTENSION plpgsql_check SCHEMA plpgsql_check_test")
+    return fresh_db
+
+
+def test_coverage_report_counts_like_plpgsql_check(profiled_db):
+    db, plpgsql_check = profiled_db, sql.Identifier("plpgsql_check_test")
     """tests/plpgsql_coverage.py recomputes coverage from merged per-statement counters;
     in one database its figures must agree with plpgsql_coverage_statements/_branches.
     Two known differences: those also count the RETURN that PL/pgSQL appends to the body

@@ -38,6 +38,7 @@ DECLARE
     v_draw  lottery_draws;
     v_participants integer;
     v_shares bigint;
+    v_forged bigint;
 BEGIN
     IF v_start + interval '7 days' > v_now THEN
         RAISE SQLSTATE 'LTW01' USING
@@ -93,13 +94,17 @@ BEGIN
         FROM results
         WHERE rank <= 10
     )
-    SELECT count(*)::integer, coalesce(sum(ticket_count), 0)::bigint INTO v_participants, v_shares FROM results;
+    -- The forged tally is read in the ranking's own statement: one snapshot for both.
+    SELECT count(*)::integer, coalesce(sum(ticket_count), 0)::bigint,
+           coalesce((SELECT forged_shares FROM event_weeks WHERE week_start = v_week), 0)::bigint
+    INTO v_participants, v_shares, v_forged
+    FROM results;
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
         drawn_at = v_now, updated_at = now(),
         results_digest = lottery_results_digest(v_draw.id),
-        forged_shares = coalesce((SELECT forged_shares FROM event_weeks WHERE week_start = v_week), 0)
+        forged_shares = v_forged
     WHERE id = v_draw.id
     RETURNING * INTO v_draw;
 
