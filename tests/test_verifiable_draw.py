@@ -64,3 +64,23 @@ def test_ranking_pages_are_bounded(db):
             db.execute("SELECT get_draw_ranking(%s, %s, %s)", (WEEK, limit, offset))
         assert err.value.sqlstate == "LTP01"
         db.execute("ROLLBACK TO SAVEPOINT s")
+
+
+@pytest.mark.parametrize("sdiff, hash_of, forged", [
+    (1000.0, 1000.0, False), (1000.9, 1000.0, False),   # within 0.1%: rounding in the log
+    (1002.0, 1000.0, True), (1e12, 10.0, True), (5.0, 1000.0, False),
+])
+def test_share_is_forged(db, sdiff, hash_of, forged):
+    assert db.execute("SELECT share_is_forged(%s, %s)", (sdiff, hash_for(hash_of))).fetchone()[0] is forged
+
+
+def test_share_without_a_checkable_hash_is_not_called_forged(db):
+    assert db.execute("SELECT share_is_forged(1e12, NULL), share_is_forged(1e12, 'zz')").fetchone() == (False, False)
+
+
+def test_result_line_is_canonical_json_whatever_the_session_float_setting(db):
+    add_shares(db, ("a", 198028295136909.6, "2026-11-17 00:00:00.123456"))
+    db.execute("SELECT run_lottery_draw(%s, %s)", (WEEK, AFTER))
+    db.execute("SET LOCAL extra_float_digits = -3")
+    line = db.execute("SELECT lottery_result_line(r) FROM lottery_results r").fetchone()[0]
+    assert json.loads(line) == [1, "a", 198028295136909.6, hash_for(198028295136909.6), "2026-11-17T00:00:00.123456Z"]
