@@ -82,6 +82,22 @@ COMMENT ON FUNCTION record_game_session(text, text, jsonb, date, timestamptz) IS
     'Records that a user played a game for a week (default: the open week). The first play creates the session (created = true); a repeat increments playCount and updates lastPlayedAt and resultData. Raises LTU01, LTG01, LTG02, LTG03, and LTR01 past 30 plays a minute (DETAIL: seconds to wait).';
 GRANT EXECUTE ON FUNCTION record_game_session(text, text, jsonb, date, timestamptz) TO lottery_web;
 
+CREATE OR REPLACE FUNCTION check_page(p_limit bigint, p_offset bigint, p_max_limit integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND p_max_limit OR p_offset IS NULL OR p_offset < 0 THEN
+        RAISE SQLSTATE 'LTP01' USING
+            MESSAGE = format('invalid pagination limit=%s offset=%s', p_limit, p_offset),
+            HINT = format('limit is 1..%s, offset is 0 or more.', p_max_limit);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION check_page(bigint, bigint, integer) IS
+    'Raises LTP01 unless 1 <= p_limit <= p_max_limit and p_offset >= 0.';
+GRANT EXECUTE ON FUNCTION check_page(bigint, bigint, integer) TO lottery_web, lottery_bi;
+
 CREATE OR REPLACE FUNCTION get_game_history(p_user_id text, p_limit integer DEFAULT 20,
                                             p_offset integer DEFAULT 0, p_game_type text DEFAULT NULL)
 RETURNS jsonb
@@ -94,11 +110,7 @@ BEGIN
     IF p_game_type IS NOT NULL THEN
         PERFORM check_game_type(p_game_type);
     END IF;
-    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 100 OR p_offset IS NULL OR p_offset < 0 THEN
-        RAISE SQLSTATE 'LTP01' USING
-            MESSAGE = format('invalid pagination limit=%s offset=%s', p_limit, p_offset),
-            HINT = 'limit is 1..100 (default 20), offset is 0 or more.';
-    END IF;
+    PERFORM check_page(p_limit, p_offset, 100);
     SELECT coalesce(jsonb_agg(game_session_json(s) ORDER BY s.last_played_at DESC, s.id), '[]'::jsonb)
     INTO v_result
     FROM (SELECT * FROM game_sessions

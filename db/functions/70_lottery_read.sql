@@ -138,14 +138,7 @@ AS $$
 DECLARE
     v_draw lottery_draws;
 BEGIN
-    IF p_week_start IS NULL THEN
-        RAISE SQLSTATE 'LTW02' USING MESSAGE = 'a week is required', HINT = 'Name the drawn week by any day in it.';
-    END IF;
-    IF p_limit IS NULL OR p_limit NOT BETWEEN 1 AND 1000 OR p_offset IS NULL OR p_offset < 0 THEN
-        RAISE SQLSTATE 'LTP01' USING
-            MESSAGE = format('invalid pagination limit=%s offset=%s', p_limit, p_offset),
-            HINT = 'limit is 1..1000 (default 100), offset is 0 or more.';
-    END IF;
+    PERFORM check_page(p_limit, p_offset, 1000);
     v_draw := completed_draw(p_week_start);
     RETURN jsonb_build_object(
         'weekStart', iso_utc(v_draw.week_start),
@@ -160,5 +153,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION get_draw_ranking(date, integer, bigint) IS
-    'One page of a drawn week''s canonical ranked list (see lottery_result_line) with its stored results_digest, so that anyone can recompute the digest from every page and re-derive each best difficulty from its hash. Raises LTP01 (limit 1..1000) and LTN01.';
+    'One page of the canonical ranked list of a drawn week (NULL: the latest draw) (see lottery_result_line) with its stored results_digest, so that anyone can recompute the digest from every page and re-derive each best difficulty from its hash. Raises LTP01 (limit 1..1000) and LTN01.';
 GRANT EXECUTE ON FUNCTION get_draw_ranking(date, integer, bigint) TO lottery_web, lottery_bi;
