@@ -13,7 +13,6 @@ temporary directory, applies the database, then measures in one run:
 from __future__ import annotations
 
 import argparse
-import socket
 import shutil
 import sys
 import tempfile
@@ -59,16 +58,10 @@ SPEC_REFERENCE_SQL = """
     FROM weekly_best ORDER BY rank"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def scratch_database():
     datadir = Path(tempfile.mkdtemp(prefix="lottery-bench-pg-")) / "data"
-    port = free_port()
+    port = cluster.free_port()
     print(f"  starting a scratch cluster in {datadir} on port {port}", file=sys.stderr)
     cluster.start(datadir, port)
     try:

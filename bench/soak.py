@@ -57,7 +57,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from websockets.asyncio.client import connect as ws_connect
 
-from bench.run import free_port, scratch_database
+from bench.run import scratch_database
+from db.cluster import free_port
 from web.auth import issue_token
 from web.config import Settings
 

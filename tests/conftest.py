@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -31,13 +31,7 @@ USER = "postgres"
 pytest_plugins = ["tests.plpgsql_coverage"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-PORT = _free_port()
+PORT = cluster.free_port()
 _DATADIR = Path(tempfile.mkdtemp(prefix="lottery-test-pg-")) / "data"
 
 
@@ -79,6 +73,16 @@ class ClusterControl:
     def url(self, dbname: str) -> str:
         return database_url(dbname)
 
+    @contextlib.contextmanager
+    def clone(self, template: str, name: str):
+        """Database `name` cloned from `template` for the block; yields its URL."""
+        janitor = DatabaseJanitor(user=USER, host=HOST, port=PORT, dbname=name, template_dbname=template)
+        janitor.init()
+        try:
+            yield self.url(name)
+        finally:
+            janitor.drop()
+
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> ClusterControl:
@@ -86,14 +90,10 @@ def pg_cluster() -> ClusterControl:
 
 
 @pytest.fixture(scope="session")
-def shared_db_name(lottery_proc):
+def shared_db_name(lottery_proc, pg_cluster):
     """One clone of the template for the rolled-back tests of the whole session."""
-    name = "lottery_shared"
-    janitor = DatabaseJanitor(user=USER, host=HOST, port=PORT, dbname=name,
-                              template_dbname=lottery_proc.template_dbname)
-    janitor.init()
-    yield name
-    janitor.drop()
+    with pg_cluster.clone(lottery_proc.template_dbname, "lottery_shared"):
+        yield "lottery_shared"
 
 
 @pytest.fixture

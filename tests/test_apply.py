@@ -1,6 +1,5 @@
 """db/apply.py (`make migrate`): idempotent, adopts an existing mining_events, documents every function."""
 
-import socket
 import uuid
 
 import psycopg
@@ -97,7 +96,7 @@ def test_a_dba_calls_the_draw_without_setting_search_path(db):
 
 def test_without_pg_cron_everything_else_applies_and_it_says_so(tmp_path):
     """A server without pg_cron in shared_preload_libraries: no schedule, said plainly."""
-    datadir, port = tmp_path / "nocron", _free_port()
+    datadir, port = tmp_path / "nocron", cluster.free_port()
     cluster.start(datadir, port, overrides={"shared_preload_libraries": "''"})
     try:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as admin:
@@ -110,9 +109,3 @@ def test_without_pg_cron_everything_else_applies_and_it_says_so(tmp_path):
             assert conn.execute("SELECT calculate_xp_for_rank(1)").fetchone()[0] == 100
     finally:
         cluster.stop(datadir, mode="immediate")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -33,8 +33,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
-from pytest_postgresql.janitor import DatabaseJanitor
 
 PARTICIPANTS = 100_000
 SHARES = PARTICIPANTS + PARTICIPANTS // 4   # a quarter of the miners send two shares
@@ -115,18 +113,6 @@ NOTHING = dict.fromkeys(("lottery_draws", "lottery_results", "xp_transactions", 
                          "weekly_rankings"), 0)
 
 
-def create_clone(pg_cluster, source: str, clone: str) -> None:
-    """CREATE DATABASE clone TEMPLATE source (source must have no connection)."""
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(clone), sql.Identifier(source)))
-
-
-def drop_database(pg_cluster, name: str) -> None:
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @dataclass
 class Loaded:
     """The source database (the week loaded, nothing drawn) and the outcome of a clean draw of it."""
@@ -139,38 +125,27 @@ class Loaded:
 @pytest.fixture(scope="module")
 def loaded(lottery_proc, pg_cluster):
     source = "draw_faults_source"
-    janitor = DatabaseJanitor(user=pg_cluster.user, host=pg_cluster.host, port=pg_cluster.port,
-                              dbname=source, template_dbname=lottery_proc.template_dbname)
-    janitor.init()
-    try:
-        with psycopg.connect(pg_cluster.url(source)) as conn:
+    with pg_cluster.clone(lottery_proc.template_dbname, source) as source_url:
+        with psycopg.connect(source_url) as conn:
             week = load_week(conn)
-        clone = "draw_faults_clean"
-        create_clone(pg_cluster, source, clone)
-        try:
-            with psycopg.connect(pg_cluster.url(clone)) as conn:
-                started = time.monotonic()
-                drawn = conn.execute("SELECT status, total_participants FROM run_lottery_draw(%s, now())",
-                                     (week,)).fetchone()
-                conn.commit()
-                seconds = time.monotonic() - started
-                assert drawn == ("completed", PARTICIPANTS)
-                clean = draw_outcome(conn, week)
-        finally:
-            drop_database(pg_cluster, clone)
+        with pg_cluster.clone(source, "draw_faults_clean") as clean_url, psycopg.connect(clean_url) as conn:
+            started = time.monotonic()
+            drawn = conn.execute("SELECT status, total_participants FROM run_lottery_draw(%s, now())",
+                                 (week,)).fetchone()
+            conn.commit()
+            seconds = time.monotonic() - started
+            assert drawn == ("completed", PARTICIPANTS)
+            clean = draw_outcome(conn, week)
         yield Loaded(source, week, clean, seconds)
-    finally:
-        janitor.drop()
 
 
 @pytest.fixture
 def week_db(loaded, pg_cluster, request) -> str:
     """URL of this test's own clone of the source database."""
     name = "draw_faults_" + request.node.name.removeprefix("test_")[:40]
-    create_clone(pg_cluster, loaded.dbname, name)
     request.node.user_properties.append(("clean_draw_seconds", round(loaded.draw_seconds, 2)))
-    yield pg_cluster.url(name)
-    drop_database(pg_cluster, name)
+    with pg_cluster.clone(loaded.dbname, name) as url:
+        yield url
 
 
 def assert_catch_up_completes_once(url: str, week, clean: dict) -> None:

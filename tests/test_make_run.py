@@ -4,20 +4,15 @@ server; the printed token then gets a populated WeeklyGameData over HTTP."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from db.cluster import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_make_run_serves_demo_data_to_the_printed_token(tmp_path):

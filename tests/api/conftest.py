@@ -7,7 +7,6 @@ import contextlib
 
 import httpx
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.api.support import Shares, make_settings, serve
 from web.app import create_app
@@ -43,12 +42,8 @@ async def client(settings):
 @pytest.fixture(scope="session")
 def readonly_db_url(lottery_proc, pg_cluster):
     """One clone for tests that never write (auth failures, bad input rejected before SQL)."""
-    name = "lottery_api_readonly"
-    janitor = DatabaseJanitor(user=pg_cluster.user, host=pg_cluster.host, port=pg_cluster.port,
-                              dbname=name, template_dbname=lottery_proc.template_dbname)
-    janitor.init()
-    yield pg_cluster.url(name)
-    janitor.drop()
+    with pg_cluster.clone(lottery_proc.template_dbname, "lottery_api_readonly") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
