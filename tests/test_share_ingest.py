@@ -13,6 +13,20 @@ def weekly(db, week="2026-11-16"):
         " WHERE week_start = %s ORDER BY user_id", (week,))}
 
 
+# Every column but prev_rank_bucket, which only records how a row got there.
+WEEKLY_ROWS = ("SELECT week_start, user_id, best_difficulty, best_at, best_hash, share_count, rank_bucket"
+               " FROM share_weekly_best ORDER BY 1, 2")
+
+
+def bucket_counts(db):
+    """share_rank_buckets, and the same counted from share_weekly_best."""
+    kept = db.execute("SELECT week_start, rank_bucket, participants FROM share_rank_buckets"
+                      " WHERE participants <> 0 ORDER BY 1, 2").fetchall()
+    counted = db.execute("SELECT week_start, rank_bucket, count(*) FROM share_weekly_best"
+                         " GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    return kept, counted
+
+
 def daily(db, user):
     return db.execute("SELECT day::text, best_difficulty, share_count FROM share_daily_best"
                       " WHERE user_id = %s ORDER BY day", (user,)).fetchall()
@@ -81,6 +95,8 @@ def test_one_batch_equals_many_single_inserts_and_copy(db):
     copy_events(db, rows)
     assert weekly(db) == batch
     assert db.execute("SELECT * FROM share_daily_best ORDER BY user_id, day").fetchall() == daily_batch
+    kept, counted = bucket_counts(db)
+    assert kept == counted and sum(n for *_, n in counted) == 7
 
 
 def test_rebuild_from_raw_events_equals_live_aggregates(db):
@@ -88,13 +104,15 @@ def test_rebuild_from_raw_events_equals_live_aggregates(db):
             for i in range(200)]
     rows.append(share("u0", 99.0, "2026-11-17 00:00", accepted=False))
     insert_events(db, rows)
-    before = db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall()
+    before = db.execute(WEEKLY_ROWS).fetchall()
     before_days = db.execute("SELECT * FROM share_daily_best ORDER BY 1, 2").fetchall()
     db.execute("UPDATE share_weekly_best SET share_count = 1, best_difficulty = 1")
     replayed = db.execute("SELECT rebuild_share_aggregates()").fetchone()[0]
     assert replayed == len(rows)
-    assert db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall() == before
+    assert db.execute(WEEKLY_ROWS).fetchall() == before
     assert db.execute("SELECT * FROM share_daily_best ORDER BY 1, 2").fetchall() == before_days
+    kept, counted = bucket_counts(db)
+    assert kept == counted and len(counted) > 5
     assert db.execute("SELECT count(*) FROM share_replay").fetchone()[0] == 0
 
 
@@ -120,14 +138,16 @@ def test_row_trigger_for_hypertables_aggregates_the_same(db):
     rows = [share(f"u{i % 4}", float((i * 7919) % 1000 + 1), f"2026-11-{16 + i % 7} {i % 24:02d}:00")
             for i in range(60)]
     insert_events(db, rows)
-    expected = db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall()
+    expected = db.execute(WEEKLY_ROWS).fetchall()
     db.execute("TRUNCATE share_weekly_best, share_daily_best")
     assert db.execute("SELECT mining_events_is_hypertable()").fetchone()[0] is False
     db.execute("DROP TRIGGER aggregate_shares ON mining_events")
     db.execute("CREATE TRIGGER aggregate_shares_row AFTER INSERT ON mining_events"
                " FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row()")
     insert_events(db, rows)
-    assert db.execute("SELECT * FROM share_weekly_best ORDER BY 1, 2").fetchall() == expected
+    assert db.execute(WEEKLY_ROWS).fetchall() == expected
+    kept, counted = bucket_counts(db)
+    assert kept == counted
     assert db.execute("SELECT count(*) FROM share_replay").fetchone()[0] == 0
 
 

@@ -80,12 +80,29 @@ BEGIN
     SELECT DISTINCT lottery_week_at(ts) FROM new_events WHERE isfinite(ts)
     ON CONFLICT (week_start) DO NOTHING;
 
+    -- The rare event types weekly-data needs, kept apart so that no request
+    -- reads raw events: network difficulty changes and found blocks.
+    INSERT INTO network_difficulty_changes (ts, difficulty)
+    SELECT ts, json_difficulty(payload->'diff') FROM new_events
+    WHERE event_type = 'new_block_network' AND isfinite(ts) AND json_difficulty(payload->'diff') IS NOT NULL;
+    INSERT INTO blocks_found AS b (week_start, user_id, first_found_at, blocks)
+    SELECT lottery_week_at(ts), share_user(payload), min(ts), count(*) FROM new_events
+    WHERE event_type = 'block_found' AND isfinite(ts) AND share_user(payload) IS NOT NULL
+    GROUP BY 1, 2
+    ON CONFLICT (user_id, week_start) DO UPDATE SET
+        first_found_at = least(b.first_found_at, excluded.first_found_at),
+        blocks = b.blocks + excluded.blocks;
+
     -- Batch first (one sort), then one upsert per (user, day) and per (user, week).
     -- User ids sort in "C" order: locale-aware comparison would double the sort.
-    -- Forged shares are set aside and tallied per week; the hash of the other
-    -- shares is normalised only for the rows that win their day.
-    WITH shares AS MATERIALIZED (
-        SELECT user_id, day, sdiff, ts, raw_hash, share_is_forged(sdiff, raw_hash) AS forged
+    -- Hash checks cost more than the rest of the parsing together, so only the
+    -- best claim of each user-day is checked. When that claim is forged, every
+    -- share of the user-day is checked: the forged ones are tallied per week
+    -- and neither counted nor kept, and the best honest one (if any) wins.
+    WITH shares AS (
+        SELECT user_id, day, sdiff, ts, raw_hash,
+               row_number() OVER (PARTITION BY user_id, day ORDER BY sdiff DESC, ts, raw_hash) AS pos,
+               count(*) OVER (PARTITION BY user_id, day) AS shares
         FROM (SELECT share_user(payload) COLLATE "C" AS user_id,
                      (ts AT TIME ZONE 'UTC')::date AS day,
                      share_claimed_difficulty(payload) AS sdiff,
@@ -96,19 +113,29 @@ BEGIN
                 AND payload->'accepted' = 'true'::jsonb
                 AND isfinite(ts)) AS s
         WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
+    ), tops AS MATERIALIZED (
+        SELECT user_id, day, sdiff, ts, raw_hash, shares, share_is_forged(sdiff, raw_hash) AS forged
+        FROM shares WHERE pos = 1
+    ), suspects AS MATERIALIZED (
+        SELECT s.user_id, s.day, s.sdiff, s.ts, s.raw_hash, share_is_forged(s.sdiff, s.raw_hash) AS forged
+        FROM shares s JOIN tops t USING (user_id, day)
+        WHERE t.forged
     ), forged_tally AS (
         UPDATE event_weeks e SET forged_shares = e.forged_shares + f.forged
-        FROM (SELECT lottery_week(day) AS week, count(*) AS forged FROM shares
+        FROM (SELECT lottery_week(day) AS week, count(*) AS forged FROM suspects
               WHERE forged GROUP BY 1) AS f
         WHERE e.week_start = f.week
     ), daily AS MATERIALIZED (
         SELECT user_id, day, sdiff, ts, clean_hash(raw_hash) AS hash, shares
+        FROM tops WHERE NOT forged
+        UNION ALL
+        SELECT user_id, day, sdiff, ts, clean_hash(raw_hash), shares
         FROM (SELECT DISTINCT ON (user_id, day)
                      user_id, day, sdiff, ts, raw_hash,
                      count(*) OVER (PARTITION BY user_id, day) AS shares
-              FROM shares
+              FROM suspects
               WHERE NOT forged
-              ORDER BY user_id, day, sdiff DESC, ts, raw_hash) AS best_of_day
+              ORDER BY user_id, day, sdiff DESC, ts, raw_hash) AS best_honest
     ), daily_upsert AS (
         INSERT INTO share_daily_best AS d
                (user_id, day, best_difficulty, best_at, best_hash, share_count)
@@ -121,27 +148,44 @@ BEGIN
                            THEN excluded.best_at ELSE d.best_at END,
             best_hash = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, d.best_difficulty, d.best_at)
                              THEN excluded.best_hash ELSE d.best_hash END
+    ), weekly_upsert AS (
+        INSERT INTO share_weekly_best AS w
+               (week_start, user_id, best_difficulty, best_at, best_hash, share_count)
+        SELECT DISTINCT ON (user_id, lottery_week(day))
+               lottery_week(day), user_id, sdiff, ts, hash,
+               sum(shares) OVER (PARTITION BY user_id, lottery_week(day))
+        FROM daily
+        ORDER BY user_id, lottery_week(day), sdiff DESC, ts, hash
+        ON CONFLICT (week_start, user_id) DO UPDATE SET
+            prev_rank_bucket = w.rank_bucket,
+            share_count = w.share_count + excluded.share_count,
+            best_difficulty = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
+                                   THEN excluded.best_difficulty ELSE w.best_difficulty END,
+            best_at = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
+                           THEN excluded.best_at ELSE w.best_at END,
+            best_hash = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
+                             THEN excluded.best_hash ELSE w.best_hash END
+        RETURNING w.week_start, w.rank_bucket, w.prev_rank_bucket  -- prev is NULL for an inserted row
     )
-    INSERT INTO share_weekly_best AS w
-           (week_start, user_id, best_difficulty, best_at, best_hash, share_count)
-    SELECT DISTINCT ON (user_id, lottery_week(day))
-           lottery_week(day), user_id, sdiff, ts, hash,
-           sum(shares) OVER (PARTITION BY user_id, lottery_week(day))
-    FROM daily
-    ORDER BY user_id, lottery_week(day), sdiff DESC, ts, hash
-    ON CONFLICT (week_start, user_id) DO UPDATE SET
-        share_count = w.share_count + excluded.share_count,
-        best_difficulty = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
-                               THEN excluded.best_difficulty ELSE w.best_difficulty END,
-        best_at = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
-                       THEN excluded.best_at ELSE w.best_at END,
-        best_hash = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
-                         THEN excluded.best_hash ELSE w.best_hash END;
+    -- Participants move between rank buckets: +1 where a row was inserted or
+    -- its bucket changed, -1 in the bucket it left. Bucket rows are taken in
+    -- key order, so concurrent batches wait for each other, never deadlock.
+    INSERT INTO share_rank_buckets AS b (week_start, rank_bucket, participants)
+    SELECT week_start, bucket, sum(delta)
+    FROM (SELECT week_start, rank_bucket AS bucket, 1 AS delta FROM weekly_upsert
+          WHERE rank_bucket IS DISTINCT FROM prev_rank_bucket
+          UNION ALL
+          SELECT week_start, prev_rank_bucket, -1 FROM weekly_upsert
+          WHERE rank_bucket <> prev_rank_bucket) AS moves
+    GROUP BY 1, 2
+    HAVING sum(delta) <> 0
+    ORDER BY 1, 2
+    ON CONFLICT (week_start, rank_bucket) DO UPDATE SET participants = b.participants + excluded.participants;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION aggregate_share_events() IS
-    'Statement trigger on mining_events (and share_replay): folds each inserted batch of accepted, well-formed shares into share_daily_best and share_weekly_best, and records the weeks that saw events.';
+    'Statement trigger on mining_events (and share_replay): folds each inserted batch of accepted, well-formed shares into share_daily_best, share_weekly_best and share_rank_buckets, network difficulty changes into network_difficulty_changes, found blocks into blocks_found, and records the weeks that saw events.';
 
 CREATE OR REPLACE FUNCTION aggregate_share_event_row()
 RETURNS trigger
@@ -221,8 +265,16 @@ BEGIN
     END IF;
     -- Whole weeks, one day per batch: the trigger's sort stays small.
     FOR v_week IN SELECT generate_series(v_from, v_to, interval '7 days')::date LOOP
+        -- Its raw events were dropped (drop_expired_event_partitions): a replay
+        -- would find none and wipe the week's aggregates, so they stay as they are.
+        CONTINUE WHEN EXISTS (SELECT FROM event_weeks e
+                              WHERE e.week_start = v_week AND e.raw_events_dropped_at IS NOT NULL);
         DELETE FROM share_weekly_best WHERE week_start = v_week;
+        DELETE FROM share_rank_buckets WHERE week_start = v_week;  -- even if something skewed them
         DELETE FROM share_daily_best WHERE day >= v_week AND day < v_week + 7;
+        DELETE FROM blocks_found WHERE week_start = v_week;
+        DELETE FROM network_difficulty_changes
+        WHERE ts >= lottery_week_start_ts(v_week) AND ts < lottery_week_start_ts(v_week) + interval '7 days';
         FOR d IN 0..6 LOOP
             INSERT INTO share_replay (ts, event_type, payload)
             SELECT ts, event_type, payload FROM mining_events
@@ -243,13 +295,26 @@ CREATE OR REPLACE FUNCTION adopt_existing_events()
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_events bigint := 0::bigint;
 BEGIN
     -- event_weeks gets a row for every week that saw an event, so events with
     -- no week recorded mean the aggregates were never built from them.
     IF NOT EXISTS (SELECT FROM event_weeks) AND EXISTS (SELECT FROM mining_events) THEN
         RETURN rebuild_share_aggregates();
     END IF;
-    RETURN 0::bigint;
+    -- Aggregates built before network changes and found blocks were kept apart
+    -- (migration 0004): replay those two rare event types once through the
+    -- ingest trigger. Both reads go through partial indexes on mining_events.
+    IF NOT EXISTS (SELECT FROM network_difficulty_changes) AND NOT EXISTS (SELECT FROM blocks_found) THEN
+        INSERT INTO share_replay (ts, event_type, payload)
+        SELECT ts, event_type, payload FROM mining_events WHERE event_type = 'new_block_network'
+        UNION ALL
+        SELECT ts, event_type, payload FROM mining_events WHERE event_type = 'block_found';
+        GET DIAGNOSTICS v_events = ROW_COUNT;
+        TRUNCATE share_replay;
+    END IF;
+    RETURN v_events;
 END
 $$;
 COMMENT ON FUNCTION adopt_existing_events() IS

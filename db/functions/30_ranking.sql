@@ -26,20 +26,28 @@ AS $$
 DECLARE
     v_week date := check_week(coalesce(p_week_start, lottery_week_at(p_now)));
     v_me   share_weekly_best;
+    v_above bigint;
 BEGIN
     PERFORM check_user_id(p_user_id);
     SELECT * INTO v_me FROM share_weekly_best WHERE week_start = v_week AND user_id = p_user_id;
-    participants := (SELECT count(*) FROM share_weekly_best WHERE week_start = v_week);
+    -- Whole buckets above the user's are summed, not counted row by row: the
+    -- cost is the number of buckets (a few thousand), not the rank.
+    SELECT coalesce(sum(b.participants), 0)::bigint,
+           coalesce(sum(b.participants) FILTER (WHERE b.rank_bucket > v_me.rank_bucket), 0)::bigint
+    INTO participants, v_above
+    FROM share_rank_buckets b WHERE b.week_start = v_week;
     IF v_me.user_id IS NULL THEN
         rank := 0;
     ELSE
-        -- The draw's order: best DESC, then first reached ASC, then user id ASC.
-        -- Counting the users ahead in two index ranges keeps this an index-only scan.
-        rank := 1
+        -- Inside the user's own bucket, the draw's order: best DESC, then first
+        -- reached ASC, then user id ASC, counted on the rank index.
+        rank := 1 + v_above
             + (SELECT count(*) FROM share_weekly_best o
-               WHERE o.week_start = v_week AND o.best_difficulty > v_me.best_difficulty)
+               WHERE o.week_start = v_week AND o.rank_bucket = v_me.rank_bucket
+                 AND o.best_difficulty > v_me.best_difficulty)
             + (SELECT count(*) FROM share_weekly_best o
-               WHERE o.week_start = v_week AND o.best_difficulty = v_me.best_difficulty
+               WHERE o.week_start = v_week AND o.rank_bucket = v_me.rank_bucket
+                 AND o.best_difficulty = v_me.best_difficulty
                  AND (o.best_at, o.user_id) < (v_me.best_at, v_me.user_id));
     END IF;
     RETURN NEXT;
@@ -49,15 +57,46 @@ COMMENT ON FUNCTION get_live_rank(text, date, timestamptz) IS
     'Provisional rank of a user in a week (default: the week of p_now) in the draw''s exact order, and the number of participants so far. Rank 0 without shares.';
 GRANT EXECUTE ON FUNCTION get_live_rank(text, date, timestamptz) TO lottery_web, lottery_bi;
 
+CREATE OR REPLACE FUNCTION drop_rank_bucket_members()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    UPDATE share_rank_buckets b SET participants = b.participants - gone.n
+    FROM (SELECT week_start, rank_bucket, count(*) AS n FROM removed_rows GROUP BY 1, 2) AS gone
+    WHERE b.week_start = gone.week_start AND b.rank_bucket = gone.rank_bucket;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION drop_rank_bucket_members() IS
+    'Statement trigger on share_weekly_best: deleted rows (rebuild_share_aggregates) leave their rank buckets. Inserts and updates move buckets in the ingest trigger itself.';
+
+CREATE OR REPLACE FUNCTION clear_rank_buckets()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    DELETE FROM share_rank_buckets;  -- not TRUNCATE: it may be in the same TRUNCATE statement
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION clear_rank_buckets() IS
+    'Statement trigger on share_weekly_best: a TRUNCATE empties every rank bucket too.';
+
+CREATE OR REPLACE TRIGGER rank_buckets_on_delete
+    AFTER DELETE ON share_weekly_best
+    REFERENCING OLD TABLE AS removed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION drop_rank_bucket_members();
+CREATE OR REPLACE TRIGGER rank_buckets_on_truncate
+    AFTER TRUNCATE ON share_weekly_best
+    FOR EACH STATEMENT EXECUTE FUNCTION clear_rank_buckets();
+
 CREATE OR REPLACE FUNCTION network_difficulty_at(p_at timestamptz)
 RETURNS double precision
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
     SELECT coalesce(
-        (SELECT json_difficulty(payload->'diff') FROM mining_events
-         WHERE event_type = 'new_block_network' AND ts <= p_at
-           AND json_difficulty(payload->'diff') IS NOT NULL
-         ORDER BY ts DESC LIMIT 1),
+        (SELECT difficulty FROM network_difficulty_changes WHERE ts <= p_at ORDER BY ts DESC LIMIT 1),
         86388558925171)
 $$;
 COMMENT ON FUNCTION network_difficulty_at(timestamptz) IS
@@ -68,11 +107,7 @@ CREATE OR REPLACE FUNCTION user_found_block(p_user_id text, p_week_start date)
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    SELECT EXISTS (
-        SELECT FROM mining_events
-        WHERE event_type = 'block_found' AND payload->>'user' = p_user_id
-          AND ts >= lottery_week_start_ts(p_week_start)
-          AND ts <  lottery_week_start_ts(p_week_start) + interval '7 days')
+    SELECT EXISTS (SELECT FROM blocks_found WHERE user_id = p_user_id AND week_start = lottery_week(p_week_start))
 $$;
 COMMENT ON FUNCTION user_found_block(text, date) IS
     'Whether a block_found event names this user in the week of p_week_start.';

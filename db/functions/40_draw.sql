@@ -2,13 +2,23 @@
 -- ledger, the top-10 notifications, the weekly_rankings refresh and the
 -- lottery_drawn NOTIFY: it lands whole or not at all.
 
+CREATE OR REPLACE FUNCTION lottery_result_line_text(p_rank integer, p_user_id text, p_best double precision,
+                                                    p_hash text, p_at timestamptz)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT jsonb_build_array(p_rank, p_user_id, p_best, coalesce(p_hash, ''), iso_utc_precise(p_at))::text
+$$;
+COMMENT ON FUNCTION lottery_result_line_text(integer, text, double precision, text, timestamptz) IS
+    'lottery_result_line from its fields, as the session''s extra_float_digits prints floats. Inlined where the caller pins that setting once (lottery_results_digest): a per-row SET, or a whole-row argument, costs more than the line itself.';
+
 CREATE OR REPLACE FUNCTION lottery_result_line(p_result lottery_results)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET extra_float_digits = 1  -- shortest exact float text, whatever the session says
 AS $$
-    SELECT jsonb_build_array(p_result.rank, p_result.user_id, p_result.best_difficulty,
-                             coalesce(p_result.best_hash, ''), iso_utc_precise(p_result.best_share_at))::text
+    SELECT lottery_result_line_text(p_result.rank, p_result.user_id, p_result.best_difficulty,
+                                    p_result.best_hash, p_result.best_share_at)
 $$;
 COMMENT ON FUNCTION lottery_result_line(lottery_results) IS
     'The canonical text of one ranked result: the JSON array [rank, userId, bestDifficulty, bestHash, bestShareAt]. A draw''s results_digest is the SHA-256 of these lines, each followed by a newline, in rank order.';
@@ -17,9 +27,11 @@ GRANT EXECUTE ON FUNCTION lottery_result_line(lottery_results) TO lottery_web, l
 CREATE OR REPLACE FUNCTION lottery_results_digest(p_draw_id uuid)
 RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+SET extra_float_digits = 1  -- as lottery_result_line pins it, once for all rows
 AS $$
-    SELECT encode(sha256(convert_to(coalesce(string_agg(lottery_result_line(r) || E'\n', '' ORDER BY r.rank), ''),
-                                    'UTF8')), 'hex')
+    SELECT encode(sha256(convert_to(coalesce(string_agg(
+               lottery_result_line_text(r.rank, r.user_id, r.best_difficulty, r.best_hash, r.best_share_at)
+               || E'\n', '' ORDER BY r.rank), ''), 'UTF8')), 'hex')
     FROM lottery_results r WHERE r.draw_id = p_draw_id
 $$;
 COMMENT ON FUNCTION lottery_results_digest(uuid) IS
@@ -63,8 +75,10 @@ BEGIN
         DELETE FROM lottery_results WHERE draw_id = v_draw.id;
     END IF;
 
+    -- rank_bucket grows with best_difficulty, so leading with it changes
+    -- nothing in the order and lets the rank index deliver the rows sorted.
     WITH ranked AS (
-        SELECT b.*, row_number() OVER (ORDER BY b.best_difficulty DESC, b.best_at, b.user_id) AS rank
+        SELECT b.*, row_number() OVER (ORDER BY b.rank_bucket DESC, b.best_difficulty DESC, b.best_at, b.user_id) AS rank
         FROM share_weekly_best b
         WHERE b.week_start = v_week
     ), last_game AS (
