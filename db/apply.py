@@ -1,4 +1,4 @@
-"""Apply the database: migrations, then every function file, then the pg_cron jobs.
+"""Apply the database: migrations, every function file, event partitions, then the pg_cron jobs.
 
     python -m db.apply [--no-schedule]      (DATABASE_URL names the database)
 
@@ -22,12 +22,14 @@ DB_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = DB_DIR / "migrations"
 FUNCTIONS_DIR = DB_DIR / "functions"
 
-# pg_cron: the draw at Monday 00:01 UTC, and an hourly catch-up for missed weeks.
-DRAW_JOBS = {
-    "lottery-draw": "1 0 * * 1",
-    "lottery-catchup": "11 * * * *",
+# pg_cron jobs, by name: (schedule in UTC, command). The draw at Monday 00:01, an
+# hourly catch-up for missed weeks, and daily upkeep of the weekly event partitions
+# (created ahead before the week starts, expired after the draw).
+CRON_JOBS = {
+    "lottery-draw": ("1 0 * * 1", "SELECT run_due_draws()"),
+    "lottery-catchup": ("11 * * * *", "SELECT run_due_draws()"),
+    "lottery-partitions": ("7 0 * * *", "SELECT maintain_event_partitions()"),
 }
-DRAW_COMMAND = "SELECT run_due_draws()"
 
 
 def yoyo_url(database_url: str) -> str:
@@ -69,25 +71,25 @@ def schedule_draws(conn: psycopg.Connection, database_url: str, log) -> bool:
     dbname = conn.info.dbname
     if not cron_db:
         log("pg_cron is not loaded on this server (shared_preload_libraries): "
-            "the weekly draw is NOT scheduled. Run SELECT run_due_draws(); yourself, "
-            "or load pg_cron and apply again.")
+            "the weekly draw is NOT scheduled. Run SELECT run_due_draws(); yourself "
+            "(and SELECT maintain_event_partitions(); daily), or load pg_cron and apply again.")
         return False
     params = conninfo_to_dict(database_url)
     params["dbname"] = cron_db
     try:
         with psycopg.connect(make_conninfo(**params), autocommit=True) as cron:
             cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-            for name, schedule in DRAW_JOBS.items():
+            for name, (schedule, command) in CRON_JOBS.items():
                 cron.execute(
                     "SELECT cron.schedule_in_database(%s, %s, %s, %s)",
-                    (f"{name}:{dbname}", schedule, DRAW_COMMAND, dbname),
+                    (f"{name}:{dbname}", schedule, command, dbname),
                 )
     except psycopg.Error as exc:
         log(f"pg_cron could not be set up in database {cron_db!r} ({exc.sqlstate}: {exc}): "
             "the weekly draw is NOT scheduled.")
         return False
     log(f"pg_cron: draw jobs scheduled in {cron_db!r} for database {dbname!r} "
-        f"({', '.join(f'{n} {s}' for n, s in DRAW_JOBS.items())}, UTC)")
+        f"({', '.join(f'{n} {s}' for n, (s, _) in CRON_JOBS.items())}, UTC)")
     return True
 
 
@@ -97,6 +99,11 @@ def apply(database_url: str, schedule: bool = True, log=print) -> None:
     with psycopg.connect(database_url) as conn:
         count = load_functions(conn)
         log(f"functions: {count} files reloaded from {FUNCTIONS_DIR.relative_to(DB_DIR.parent)}/")
+        # At once, not at the job's next run: this week's partition and the next ones.
+        with conn.transaction():
+            partitions = conn.execute("SELECT maintain_event_partitions()").fetchone()[0]
+        if partitions["created"] or partitions["dropped"]:
+            log(f"partitions: {len(partitions['created'])} created, {len(partitions['dropped'])} dropped")
         with conn.transaction():
             adopted = conn.execute("SELECT adopt_existing_events()").fetchone()[0]
         if adopted:

@@ -113,6 +113,8 @@ from typing import IO, Callable, Iterable, Sequence
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from db import apply as db_apply
+
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -126,8 +128,6 @@ NUL_ESCAPE_RE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 COPY_SQL = "COPY mining_events (ts, event_type, payload) FROM STDIN"
 DEFAULT_BATCH = 50_000
 MALFORMED_SHOWN = 20
-
-CRON_JOBS = ("lottery-draw", "lottery-catchup")
 
 
 class CliError(Exception):
@@ -333,7 +333,7 @@ def cron_report(conn: psycopg.Connection, url: str) -> list[str]:
                 "WHERE table_schema = 'cron' AND table_name = 'job' AND column_name = 'database')"
             ).fetchone()[0]
             missing = []
-            for base in CRON_JOBS:
+            for base in db_apply.CRON_JOBS:
                 name = f"{base}:{dbname}"
                 job = cron.execute(
                     "SELECT jobid, schedule, active, command, "
@@ -383,7 +383,7 @@ def cmd_status(args, url: str) -> int:
                 (open_week,)).fetchone()
             leader = conn.execute(
                 "SELECT user_id, best_difficulty FROM share_weekly_best WHERE week_start = %s "
-                "ORDER BY best_difficulty DESC, best_at, user_id LIMIT 1", (open_week,)).fetchone()
+                "ORDER BY rank_bucket DESC, best_difficulty DESC, best_at, user_id LIMIT 1", (open_week,)).fetchone()
             last = conn.execute(
                 "SELECT week_start, total_participants, total_shares, drawn_at FROM lottery_draws "
                 "WHERE status = 'completed' ORDER BY week_start DESC LIMIT 1").fetchone()
@@ -1243,7 +1243,7 @@ WELCOME_USER_SQL = """
      ORDER BY r.rank LIMIT 1)
     UNION ALL
     (SELECT user_id, 'leading the open week' FROM share_weekly_best WHERE week_start = lottery_week_at(now())
-     ORDER BY best_difficulty DESC, best_at, user_id LIMIT 1)
+     ORDER BY rank_bucket DESC, best_difficulty DESC, best_at, user_id LIMIT 1)
     LIMIT 1
 """
 

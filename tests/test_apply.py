@@ -1,9 +1,11 @@
-"""db/apply.py (`make migrate`): idempotent, adopts an existing mining_events, documents every function."""
+"""db/apply.py (`make migrate`): idempotent, adopts an existing mining_events, documents every function,
+creates this week's event partitions at once and schedules the pg_cron jobs."""
 
 import uuid
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from db import apply as db_apply
 from db import cluster
@@ -56,8 +58,40 @@ def test_existing_mining_events_table_is_adopted(empty_database):
                             " ORDER BY user_id").fetchall() == [("alice", 70.0, 2), ("bob", 60.0, 1)]
         assert conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'mining_events'"
                             " ORDER BY ordinal_position").fetchall()[-1] == ("source",)
+        # A plain table is partitioned by week in place, its extra columns kept.
+        assert conn.execute("SELECT DISTINCT (SELECT relkind::text FROM pg_class WHERE oid = 'mining_events'::regclass),"
+                            " e.tableoid::regclass::text FROM mining_events e").fetchall() == \
+            [("p", "mining_events_p20261116")]
         add_shares(conn, ("carol", 1.0, "2026-11-19 00:00"))  # and the trigger now follows new ones
         assert conn.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0] == 3
+
+
+def test_apply_creates_missing_event_partitions_at_once(fresh_db, fresh_db_url):
+    week = fresh_db.execute("SELECT lottery_week_at(now()) + 7").fetchone()[0]
+    fresh_db.execute(f"DROP TABLE mining_events_p{week:%Y%m%d}")
+    fresh_db.commit()
+    lines = []
+    db_apply.apply(fresh_db_url, schedule=False, log=lines.append)
+    assert "partitions: 1 created, 0 dropped" in lines
+    assert fresh_db.execute("SELECT count(*) FROM mining_events_partitions WHERE week_start = %s",
+                            (week,)).fetchone() == (1,)
+
+
+def test_every_cron_job_is_scheduled_with_its_own_command(fresh_db, fresh_db_url):
+    dbname = fresh_db.info.dbname
+    params = conninfo_to_dict(fresh_db_url)
+    params["dbname"] = "postgres"
+    try:
+        assert db_apply.schedule_draws(fresh_db, fresh_db_url, lambda *_: None)
+        with psycopg.connect(make_conninfo(**params)) as cron:
+            jobs = cron.execute("SELECT jobname, schedule, command, database FROM cron.job"
+                                " WHERE database = %s ORDER BY jobname", (dbname,)).fetchall()
+        assert jobs == [(f"lottery-catchup:{dbname}", "11 * * * *", "SELECT run_due_draws()", dbname),
+                        (f"lottery-draw:{dbname}", "1 0 * * 1", "SELECT run_due_draws()", dbname),
+                        (f"lottery-partitions:{dbname}", "7 0 * * *", "SELECT maintain_event_partitions()", dbname)]
+    finally:
+        with psycopg.connect(make_conninfo(**params), autocommit=True) as cron:
+            cron.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE database = %s", (dbname,))
 
 
 def test_every_function_and_view_has_a_comment(db):

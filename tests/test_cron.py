@@ -26,7 +26,8 @@ def test_apply_schedules_draw_and_catch_up_in_utc(fresh_db, fresh_db_url):
             jobs = cron.execute("SELECT jobname, schedule, command, database FROM cron.job"
                                 " WHERE database = %s ORDER BY jobname", (dbname,)).fetchall()
         assert jobs == [(f"lottery-catchup:{dbname}", "11 * * * *", "SELECT run_due_draws()", dbname),
-                        (f"lottery-draw:{dbname}", "1 0 * * 1", "SELECT run_due_draws()", dbname)]
+                        (f"lottery-draw:{dbname}", "1 0 * * 1", "SELECT run_due_draws()", dbname),
+                        (f"lottery-partitions:{dbname}", "7 0 * * *", "SELECT maintain_event_partitions()", dbname)]
         assert "pg_cron: draw jobs scheduled" in lines[-1]
     finally:
         with psycopg.connect(cron_url(fresh_db_url), autocommit=True) as cron:
