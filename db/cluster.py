@@ -98,6 +98,26 @@ def start(datadir: Path, port: int, overrides: dict[str, str] | None = None) -> 
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def standby(primary_port: int, datadir: Path, port: int) -> None:
+    """Make DATADIR a streaming hot standby of the cluster of this module on 127.0.0.1:PRIMARY_PORT
+    and start it on PORT (it inherits the primary's settings; read-only queries only).
+
+    pg_basebackup -R writes standby.signal and primary_conninfo; -X stream brings the WAL
+    written during the copy. The cluster's pg_hba (initdb --auth=trust) already trusts
+    replication connections from 127.0.0.1. DATADIR must be absent or empty.
+    """
+    datadir = datadir.resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
+    _give_to_postgres(datadir)
+    datadir.chmod(0o700)
+    # -c fast: a spread checkpoint would hold the backup back for up to minutes.
+    subprocess.run(_as_postgres([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary_port),
+                                 "-U", "postgres", "-D", str(datadir), "-R", "-X", "stream", "-c", "fast"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    (datadir / "server.log").unlink(missing_ok=True)  # the primary's log, copied along
+    start(datadir, port)  # PG_VERSION came with the copy: no initdb
+
+
 def stop(datadir: Path, mode: str = "fast") -> None:
     datadir = datadir.resolve()
     if is_running(datadir):

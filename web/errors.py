@@ -33,6 +33,7 @@ STANDARD_SQLSTATES: dict[str, tuple[int, str]] = {
     "57P01": (503, "admin_shutdown"),
     "57P02": (503, "crash_shutdown"),
     "57P03": (503, "cannot_connect_now"),
+    "25006": (503, "read_only_sql_transaction"),     # a write reached a standby (failover under way)
 }
 UNAVAILABLE_CLASSES = ("08",)  # connection exceptions
 
