@@ -16,7 +16,7 @@ JWT_SECRET ?= local-demo-secret-change-me-0123456789abcdef
 export DATABASE_URL JWT_SECRET
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib
+PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib wrk
 
 .PHONY: help system-deps venv migrate db run stop psql test coverage bench soak token clean
 

@@ -201,6 +201,13 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "relay": relay.state})
 
 
+@operation("Liveness of the process", ok={200: "Health"}, auth=False, tag="ops")
+async def livez(request: Request) -> Response:
+    """Constant JSON without touching the database: the process answers. Also the
+    framework-only reference of bench/http.py."""
+    return JSONResponse({"status": "ok"})
+
+
 async def openapi_json(request: Request) -> Response:
     state = request.app.state
     if getattr(state, "openapi", None) is None:
@@ -219,6 +226,7 @@ ROUTES = [
     Route("/api/lottery/stats", lottery_stats, methods=["GET"]),
     Route("/api/admin/lottery/draw", admin_draw, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/livez", livez, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
     WebSocketRoute("/ws", websocket_endpoint),
 ]

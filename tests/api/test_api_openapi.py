@@ -20,11 +20,11 @@ async def test_document_lists_every_endpoint_with_bearer_auth(readonly_client):
         ("GET", "/api/games/history"), ("POST", "/api/games/play"), ("GET", "/api/lottery/current"),
         ("GET", "/api/lottery/week/{week_start}"), ("GET", "/api/lottery/week/{week_start}/ranking"),
         ("GET", "/api/lottery/stats"),
-        ("POST", "/api/admin/lottery/draw"), ("GET", "/healthz")}
+        ("POST", "/api/admin/lottery/draw"), ("GET", "/healthz"), ("GET", "/livez")}
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer",
                                                                   "bearerFormat": "JWT"}
     for (_, path), op in operations.items():
-        if path == "/healthz":
+        if path in ("/healthz", "/livez"):
             assert op["security"] == []
             continue
         assert op["security"] == [{"bearerAuth": []}], path

@@ -44,6 +44,7 @@ def assert_unavailable(http: httpx.Client) -> None:
         assert time.monotonic() - started < 3  # the pool's wait, not a hang
     health = http.get("/healthz")
     assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    assert http.get("/livez").json() == {"status": "ok"}  # the process itself is fine
 
 
 def recovered(http: httpx.Client) -> bool:

@@ -1,0 +1,283 @@
+"""HTTP benchmark: the app under wrk, against a constant-JSON endpoint of the same server.
+
+    python -m bench.http --database-url URL --user miner42 [--seconds 10] [--jwt-secret S]
+                         [--reference-path /livez] [--rate 1000]
+
+Given an already populated database and a user with data there, starts
+`uvicorn web.app:app` (one worker, no access log, log level warning) on a free
+loopback port and measures with wrk (Debian package `wrk`):
+
+* saturation, `wrk -t2 -c32 --latency`: the constant-JSON reference path (no
+  database: the framework's ceiling on this machine) and /api/games/weekly-data;
+* /api/games/weekly-data paced at --rate requests/s: achieved rate, p50, p99, non-2xx;
+* the web process's peak RSS over the whole run (VmHWM).
+
+wrk, uvicorn and PostgreSQL share the machine's cores; the reference runs under
+the same conditions, so the ratio is the meaningful figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from db.cluster import free_port
+from web.auth import issue_token
+from web.config import Settings
+
+WEEKLY = "/api/games/weekly-data"
+THREADS, CONNECTIONS = 2, 32          # saturation
+PACED_CONNECTIONS = 10                # paced: enough that a slow request does not starve the schedule
+WARMUP_SECONDS = 2                    # fills the connection pool before anything is measured
+MIB = 1024 * 1024
+
+# wrk prints times as 812.00us, 1.23ms, 2.01s, 1.50m, 1.00h.
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+# Sends the token on every request; with a rate, paces through delay(), which wrk calls
+# before each request and whose answer (whole ms) it waits before sending. Each call
+# reserves the thread's next slot on a fixed schedule (threads / rate apart), so the
+# achieved rate does not drop by the response time as a plain fixed delay of
+# connections / rate would (the fallback when LuaJIT's ffi is missing).
+LUA = """\
+wrk.method = "GET"
+wrk.headers["Authorization"] = "Bearer {token}"
+local interval = {interval_ms}
+local fixed = {fixed_ms}
+if interval > 0 then
+  local ok, ffi = pcall(require, "ffi")
+  local now_ms = nil
+  if ok then
+    ffi.cdef[[
+      typedef struct {{ long sec; long nsec; }} bench_timespec;
+      int clock_gettime(int clk, bench_timespec *tp);
+    ]]
+    local ts = ffi.new("bench_timespec")
+    now_ms = function()
+      ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+      return tonumber(ts.sec) * 1000 + tonumber(ts.nsec) / 1e6
+    end
+  end
+  local next_at = nil
+  function delay()
+    if now_ms == nil then
+      return fixed
+    end
+    local now = now_ms()
+    -- At the start, or more than 1 s behind (the box saturated): restart the
+    -- schedule from now rather than firing the backlog in a burst.
+    if next_at == nil or next_at < now - 1000 then
+      next_at = now
+    end
+    local wait = next_at - now
+    next_at = next_at + interval
+    if wait < 0 then
+      return 0
+    end
+    return math.floor(wait)
+  end
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+    def figure(self) -> str:
+        return f"{self.requests_per_s:,.0f} req/s, p50 {fmt_ms(self.p50_ms)}, p99 {fmt_ms(self.p99_ms)}"
+
+    def problems(self) -> str:
+        """wrk counts statuses >= 400 as "Non-2xx or 3xx"; no endpoint here redirects."""
+        text = f"{self.non_2xx:,} non-2xx"
+        return text + (f", {self.socket_errors:,} socket errors" if self.socket_errors else "")
+
+
+def fmt_ms(value: float) -> str:
+    if value < 10:
+        return f"{value:.2f} ms"
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def to_ms(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk time {text!r}")
+    return float(match[1]) * UNIT_MS[match[2]]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    def find(pattern: str) -> re.Match:
+        match = re.search(pattern, output, re.MULTILINE)
+        if not match:
+            raise RuntimeError(f"wrk output without {pattern!r}:\n{output}")
+        return match
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)  # printed only when > 0
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return WrkResult(
+        requests_per_s=float(find(r"^Requests/sec:\s*([0-9.]+)")[1]),
+        p50_ms=to_ms(find(r"^\s*50(?:\.0+)?%\s+(\S+)")[1]),
+        p99_ms=to_ms(find(r"^\s*99(?:\.0+)?%\s+(\S+)")[1]),
+        requests=int(find(r"^\s*(\d+) requests in ")[1]),
+        non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=sum(int(v) for v in errors.groups()) if errors else 0,
+    )
+
+
+def run_wrk(url: str, script: Path, seconds: int, threads: int, connections: int) -> WrkResult:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {done.returncode}: {done.stderr or done.stdout}")
+    return parse_wrk(done.stdout)
+
+
+def write_script(path: Path, token: str, rate: float = 0.0, threads: int = 1, connections: int = 1) -> Path:
+    interval = threads / rate * 1000 if rate else 0
+    fixed = round(connections / rate * 1000) if rate else 0
+    path.write_text(LUA.format(token=token, interval_ms=repr(float(interval)), fixed_ms=fixed))
+    return path
+
+
+def start_uvicorn(database_url: str, secret: str, port: int, log_path: Path) -> subprocess.Popen:
+    """The app as production runs it, with only our settings in its environment."""
+    from bench.soak import ROOT  # late: bench.run may import this module (see measure_http)
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_", "JWT_", "CORS_", "DB_", "WS_", "MAX_BODY", "UVICORN_"))}
+    env.update(DATABASE_URL=database_url, JWT_SECRET=secret, JWT_ALGORITHM="HS256", PYTHONUNBUFFERED="1")
+    with log_path.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "web.app:app", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """VmHWM: the kernel's own high-water mark of the resident set, so no sampling gap."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret: str | None = None,
+                 reference_path: str = "/livez", rate: float = 1000.0) -> list[tuple[str, str, str]]:
+    """(measure, figure, reference) rows, as bench/run.py prints them; progress on stderr."""
+    # Late imports: bench.soak imports bench.run, which may import this module at its top.
+    from bench.run import Progress
+    from bench.soak import log, rss_bytes, stop_web, wait_healthy
+
+    secret = jwt_secret or secrets.token_hex(32)
+    token = issue_token(user_id, ttl_seconds=max(3600, 4 * seconds + 600),
+                        settings=Settings(jwt_secret=secret, jwt_algorithm="HS256"))
+    rows: list[tuple[str, str, str]] = Progress()
+    workdir = Path(tempfile.mkdtemp(prefix="lottery-http-bench-"))
+    web_log = workdir / "uvicorn.log"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = None
+    ok = False
+    try:
+        log(f"  starting uvicorn web.app:app on {base} (1 worker, log {web_log})")
+        web = start_uvicorn(database_url, secret, port, web_log)
+        wait_healthy(web, base)
+        rss_start = rss_bytes(web.pid)
+
+        headers = {"Authorization": f"Bearer {token}"}
+        probe = httpx.get(base + WEEKLY, headers=headers, timeout=10)
+        if probe.status_code != 200:
+            raise RuntimeError(f"GET {WEEKLY} as {user_id!r} answered {probe.status_code}: {probe.text[:300]}")
+        shares = probe.json().get("totalShares")
+        log(f"  {WEEKLY} as {user_id!r}: 200, totalShares {shares}")
+        reference = httpx.get(base + reference_path, headers=headers, timeout=10)
+        has_reference = reference.status_code == 200
+        if not has_reference:
+            log(f"  ! reference {reference_path} answered {reference.status_code}: not measured")
+
+        plain = write_script(workdir / "plain.lua", token)
+        for path in ([reference_path] if has_reference else []) + [WEEKLY]:
+            log(f"  warm-up {WARMUP_SECONDS} s on {path}")
+            run_wrk(base + path, plain, WARMUP_SECONDS, THREADS, CONNECTIONS)
+
+        ref = None
+        if has_reference:
+            log(f"  saturation: {reference_path}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+            ref = run_wrk(base + reference_path, plain, seconds, THREADS, CONNECTIONS)
+            rows.append((f"HTTP {reference_path} (constant JSON), saturation", ref.figure(),
+                         f"same server, no database; {ref.problems()}"))
+        log(f"  saturation: {WEEKLY}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+        sat = run_wrk(base + WEEKLY, plain, seconds, THREADS, CONNECTIONS)
+        versus = (f"constant JSON {ref.requests_per_s:,.0f} req/s: {sat.requests_per_s / ref.requests_per_s:.2f}x"
+                  if ref else f"no reference ({reference_path} answered {reference.status_code})")
+        rows.append((f"HTTP {WEEKLY}, saturation", sat.figure(), f"{versus}; {sat.problems()}"))
+
+        # One wrk thread: 1,000 req/s is light work for it, and it keeps one schedule.
+        paced_script = write_script(workdir / "paced.lua", token, rate, 1, PACED_CONNECTIONS)
+        log(f"  paced: {WEEKLY} at {rate:,.0f} req/s, wrk -t1 -c{PACED_CONNECTIONS} -d{seconds}s")
+        paced = run_wrk(base + WEEKLY, paced_script, seconds, 1, PACED_CONNECTIONS)
+        rows.append((f"HTTP {WEEKLY} paced at {rate:,.0f} req/s",
+                     f"p50 {fmt_ms(paced.p50_ms)}, p99 {fmt_ms(paced.p99_ms)}",
+                     f"{paced.requests_per_s:,.0f} req/s achieved, {paced.problems()}"))
+
+        peak = peak_rss_bytes(web.pid)
+        rows.append(("web process peak RSS (VmHWM)", f"{peak / MIB:,.0f} MiB" if peak else "unknown",
+                     f"{rss_start / MIB:,.0f} MiB after /healthz" if rss_start else ""))
+        ok = True
+        return rows
+    finally:
+        stop_web(web)
+        errors = [line for line in web_log.read_text(errors="replace").splitlines()
+                  if re.search(r"\bERROR\b|Traceback", line)] if web_log.exists() else []
+        if errors or not ok:
+            tail = web_log.read_text(errors="replace").splitlines()[-30:] if web_log.exists() else []
+            log(f"  web log kept: {web_log}" + ("; its tail:\n" + "\n".join(tail) if tail else ""))
+        else:
+            for path in workdir.iterdir():
+                path.unlink()
+            workdir.rmdir()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="postgresql:// URL of a populated database (default: $DATABASE_URL)")
+    parser.add_argument("--user", required=True, help="a user id with shares in the open week")
+    parser.add_argument("--seconds", type=int, default=10, help="each measured wrk run (default 10)")
+    parser.add_argument("--jwt-secret", default=None, help="HS256 secret for the app (default: a random one)")
+    parser.add_argument("--reference-path", default="/livez", help="constant-JSON path (default /livez)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="paced run's requests/s (default 1000)")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("--database-url or DATABASE_URL is required")
+    if args.seconds < 1 or args.rate <= 0:
+        parser.error("need --seconds >= 1 and --rate > 0")
+    rows = measure_http(args.database_url, args.user, args.seconds, args.jwt_secret,
+                        reference_path=args.reference_path, rate=args.rate)
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure'.ljust(width)}  {'figure':>36}  reference")
+    for name, figure, ref in rows:
+        print(f"{name.ljust(width)}  {figure:>36}  {ref}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
