@@ -100,34 +100,35 @@ BEGIN
     -- share of the user-day is checked: the forged ones are tallied per week
     -- and neither counted nor kept, and the best honest one (if any) wins.
     WITH shares AS (
-        SELECT user_id, day, sdiff, ts, raw_hash,
-               row_number() OVER (PARTITION BY user_id, day ORDER BY sdiff DESC, ts, raw_hash) AS pos,
-               count(*) OVER (PARTITION BY user_id, day) AS shares
-        FROM (SELECT share_user(payload) COLLATE "C" AS user_id,
-                     (ts AT TIME ZONE 'UTC')::date AS day,
-                     share_claimed_difficulty(payload) AS sdiff,
-                     ts,
-                     payload->>'hash' AS raw_hash
-              FROM new_events
-              WHERE event_type = 'share_submitted'
-                AND payload->'accepted' = 'true'::jsonb
-                AND isfinite(ts)) AS s
-        WHERE user_id IS NOT NULL AND sdiff IS NOT NULL
+        -- No join anywhere: a transition table has no statistics, and a join
+        -- planned for one row would run as a nested loop over the whole batch.
+        SELECT *, bool_or(CASE WHEN pos = 1 THEN share_is_forged(sdiff, raw_hash) END)
+                      OVER (PARTITION BY user_id, day) AS top_forged
+        FROM (SELECT user_id, day, sdiff, ts, raw_hash,
+                     row_number() OVER (PARTITION BY user_id, day ORDER BY sdiff DESC, ts, raw_hash) AS pos,
+                     count(*) OVER (PARTITION BY user_id, day) AS shares
+              FROM (SELECT share_user(payload) COLLATE "C" AS user_id,
+                           (ts AT TIME ZONE 'UTC')::date AS day,
+                           share_claimed_difficulty(payload) AS sdiff,
+                           ts,
+                           payload->>'hash' AS raw_hash
+                    FROM new_events
+                    WHERE event_type = 'share_submitted'
+                      AND payload->'accepted' = 'true'::jsonb
+                      AND isfinite(ts)) AS s
+              WHERE user_id IS NOT NULL AND sdiff IS NOT NULL) AS ranked
     ), tops AS MATERIALIZED (
-        SELECT user_id, day, sdiff, ts, raw_hash, shares, share_is_forged(sdiff, raw_hash) AS forged
-        FROM shares WHERE pos = 1
+        SELECT user_id, day, sdiff, ts, raw_hash, shares FROM shares WHERE pos = 1 AND NOT top_forged
     ), suspects AS MATERIALIZED (
-        SELECT s.user_id, s.day, s.sdiff, s.ts, s.raw_hash, share_is_forged(s.sdiff, s.raw_hash) AS forged
-        FROM shares s JOIN tops t USING (user_id, day)
-        WHERE t.forged
+        SELECT user_id, day, sdiff, ts, raw_hash, share_is_forged(sdiff, raw_hash) AS forged
+        FROM shares WHERE top_forged
     ), forged_tally AS (
         UPDATE event_weeks e SET forged_shares = e.forged_shares + f.forged
         FROM (SELECT lottery_week(day) AS week, count(*) AS forged FROM suspects
               WHERE forged GROUP BY 1) AS f
         WHERE e.week_start = f.week
     ), daily AS MATERIALIZED (
-        SELECT user_id, day, sdiff, ts, clean_hash(raw_hash) AS hash, shares
-        FROM tops WHERE NOT forged
+        SELECT user_id, day, sdiff, ts, clean_hash(raw_hash) AS hash, shares FROM tops
         UNION ALL
         SELECT user_id, day, sdiff, ts, clean_hash(raw_hash), shares
         FROM (SELECT DISTINCT ON (user_id, day)

@@ -1,0 +1,124 @@
+"""Rank buckets (migration 0004, db/functions/20_share_ingest.sql and 30_ranking.sql): the live
+rank sums whole log-scale buckets and counts inside one, and must equal a plain count."""
+
+import math
+import random
+import threading
+
+import psycopg
+
+from tests.helpers import add_shares, hash_for, insert_events, share
+
+WEEK = "2026-11-16"
+
+# Sorted as the draw sorts: best DESC, first reached ASC, user id ASC.
+BRUTE_FORCE_RANKS = """
+    SELECT user_id, row_number() OVER (ORDER BY best_difficulty DESC, best_at, user_id)
+    FROM share_weekly_best WHERE week_start = %s"""
+
+
+def bucket_counts(db, week=WEEK):
+    kept = db.execute("SELECT rank_bucket, participants FROM share_rank_buckets"
+                      " WHERE week_start = %s AND participants <> 0 ORDER BY 1", (week,)).fetchall()
+    counted = db.execute("SELECT rank_bucket, count(*) FROM share_weekly_best"
+                         " WHERE week_start = %s GROUP BY 1 ORDER BY 1", (week,)).fetchall()
+    return kept, counted
+
+
+def live_ranks(db, week=WEEK):
+    users = [u for (u,) in db.execute("SELECT user_id FROM share_weekly_best WHERE week_start = %s", (week,))]
+    return {u: db.execute("SELECT rank, participants FROM get_live_rank(%s, %s)", (u, week)).fetchone()
+            for u in users}
+
+
+def test_live_rank_equals_a_plain_count_across_bucket_edges_and_ties(db):
+    rng = random.Random(11)
+    # Difficulties on both sides of bucket edges (exp(k/200)), exact ties, and
+    # improvements that move users between buckets over several batches.
+    edges = [math.exp(k / 200) for k in range(1380, 1400)]
+    values = [e * f for e in edges for f in (0.999999999, 1.0, 1.000000001)] + [5000.0] * 5
+    for batch in range(6):
+        insert_events(db, [share(f"u{rng.randrange(90)}", rng.choice(values),
+                                 f"2026-11-{16 + batch} {rng.randrange(24):02d}:{rng.randrange(60):02d}")
+                           for _ in range(120)])
+    kept, counted = bucket_counts(db)
+    assert kept == counted and len(counted) >= 8
+    expected = dict(db.execute(BRUTE_FORCE_RANKS, (WEEK,)).fetchall())
+    ranks = live_ranks(db)
+    assert {u: r for u, (r, _) in ranks.items()} == expected
+    assert {n for _, n in ranks.values()} == {len(expected)}
+
+
+def test_a_better_share_moves_the_user_to_its_new_bucket(db):
+    add_shares(db, ("alice", 10.0, "2026-11-16 00:00"), ("bob", 20.0, "2026-11-16 00:00"))
+    assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (2,)
+    add_shares(db, ("alice", 30.0, "2026-11-17 00:00"))
+    assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (1,)
+    kept, counted = bucket_counts(db)
+    assert kept == counted == [(math.floor(math.log(20.0) * 200), 1), (math.floor(math.log(30.0) * 200), 1)]
+
+
+def test_rebuild_and_truncate_keep_the_buckets(db):
+    add_shares(db, *[(f"u{i}", float(i + 1), "2026-11-18 00:00") for i in range(30)])
+    db.execute("UPDATE share_weekly_best SET best_difficulty = 1")  # a skew only rebuild can mend
+    db.execute("SELECT rebuild_share_aggregates()")
+    kept, counted = bucket_counts(db)
+    assert kept == counted and sum(n for _, n in kept) == 30
+    db.execute("TRUNCATE share_weekly_best")
+    assert db.execute("SELECT count(*) FROM share_rank_buckets").fetchone() == (0,)
+
+
+def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
+    """Four writers with overlapping users: bucket rows are taken in key order, so
+    no batch deadlocks and the counts end exact."""
+    errors = []
+
+    def writer(seed):
+        rng = random.Random(seed)
+        try:
+            with psycopg.connect(fresh_db_url) as conn:
+                for _ in range(15):
+                    insert_events(conn, [share(f"u{rng.randrange(40)}", float(rng.randrange(1, 10**6)),
+                                               f"2026-11-{rng.randrange(16, 23)} 12:00")
+                                         for _ in range(50)])
+                    conn.commit()
+        except psycopg.Error as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    kept, counted = bucket_counts(fresh_db)
+    assert kept == counted and sum(n for _, n in kept) == 40
+
+
+def test_only_a_user_days_best_claim_is_hash_checked(db):
+    """A forged claim below the user-day's best honest share changes nothing
+    the lottery ranks on, so it is not checked; a forged top claim is."""
+    insert_events(db, [share("carol", 1e6, "2026-11-16 01:00"),
+                       share("carol", 10.0, "2026-11-16 02:00", hash=hash_for(5.0)),     # forged, not the top
+                       share("dave", 1e9, "2026-11-16 01:00", hash=hash_for(50.0)),      # forged top
+                       share("dave", 40.0, "2026-11-16 02:00")])
+    rows = dict((u, (b, n)) for u, b, n in db.execute(
+        "SELECT user_id, best_difficulty, share_count FROM share_weekly_best WHERE week_start = %s", (WEEK,)))
+    assert rows == {"carol": (1e6, 2), "dave": (40.0, 1)}
+    assert db.execute("SELECT forged_shares FROM event_weeks WHERE week_start = %s", (WEEK,)).fetchone() == (1,)
+
+
+def test_network_changes_and_blocks_are_kept_apart_and_adopted(db):
+    insert_events(db, [(share("x", 1.0, "2026-11-16 00:00")[0], "new_block_network", {"diff": 7e13}),
+                       (share("x", 1.0, "2026-11-17 00:00")[0], "block_found", {"user": "erin"}),
+                       (share("x", 1.0, "2026-11-18 00:00")[0], "block_found", {"user": ""})])
+    facts = db.execute("SELECT (SELECT array_agg(difficulty) FROM network_difficulty_changes),"
+                       " (SELECT array_agg(user_id || ':' || blocks) FROM blocks_found)").fetchone()
+    assert facts == ([7e13], ["erin:1"])
+    # Tables that predate them (migration 0004) are filled once from raw events.
+    db.execute("DELETE FROM network_difficulty_changes")
+    db.execute("DELETE FROM blocks_found")
+    assert db.execute("SELECT adopt_existing_events()").fetchone() == (3,)
+    assert db.execute("SELECT network_difficulty_at('2026-11-20'), user_found_block('erin', %s)",
+                      (WEEK,)).fetchone() == (7e13, True)
+    assert db.execute("SELECT adopt_existing_events()").fetchone() == (0,)
