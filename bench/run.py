@@ -370,14 +370,20 @@ def measure(args) -> list[tuple[str, str, str]]:
         conn.commit()
         vacuum(conn, "share_daily_best", "share_weekly_best", "share_rank_buckets")
         say(f"scale: generated in {time.perf_counter() - started:,.0f} s")
+        size = conn.execute("SELECT pg_total_relation_size('share_daily_best')"
+                            " + pg_total_relation_size('share_weekly_best')"
+                            " + pg_total_relation_size('share_rank_buckets')").fetchone()[0]
+        conn.commit()
+        rows.append((f"aggregates on disk, {args.participants:,} participants", f"{size / 2**30:,.2f} GiB",
+                     f"{size / args.participants:,.0f} bytes per participant-week, indexes included"))
 
         if args.ingest_events:
             measure_ingest(conn, rows, args.ingest_events, args.participants, week)
         measure_reads(conn, url, rows, args.participants, week, args.http_seconds)
         if args.http_seconds:
             from bench.http import measure_http
-            rows.extend(measure_http(url, f"miner{args.participants // 2}", seconds=args.http_seconds,
-                                     week=str(week)))
+            # The participants are in the open week: the endpoint's default, live-rank path.
+            rows.extend(measure_http(url, f"miner{args.participants // 2}", seconds=args.http_seconds))
         measure_draw(conn, rows, args.participants, args.shares, week, out)
         if args.reference_users:
             measure_spec_reference(conn, rows, args.reference_users, args.shares, week - dt.timedelta(days=7))
