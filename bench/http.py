@@ -8,8 +8,10 @@ Given an already populated database and a user with data there, starts
 loopback port and measures with wrk (Debian package `wrk`):
 
 * saturation, `wrk -t2 -c32 --latency`: the constant-JSON reference path (no
-  database: the framework's ceiling on this machine) and /api/games/weekly-data;
-* /api/games/weekly-data paced at --rate requests/s: achieved rate, p50, p99, non-2xx;
+  database: the framework's ceiling on this machine) and /api/games/weekly-data,
+  each with the web process's CPU per request;
+* /api/games/weekly-data paced at --rate requests/s: achieved rate, p50, p99, non-2xx,
+  and how many cores the whole machine kept busy meanwhile (others' jobs included);
 * the web process's peak RSS over the whole run (VmHWM).
 
 wrk, uvicorn and PostgreSQL share the machine's cores; the reference runs under
@@ -19,6 +21,7 @@ the same conditions, so the ratio is the meaningful figure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import secrets
@@ -168,6 +171,41 @@ def start_uvicorn(database_url: str, secret: str, port: int, log_path: Path) -> 
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def uvicorn_stack() -> str:
+    """What uvicorn's --loop auto / --http auto pick in this interpreter: the figures
+    of both endpoints depend on it (uvloop + httptools roughly double /livez)."""
+    def have(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None
+    loop = "uvloop" if have("uvloop") and sys.platform != "win32" else "asyncio"
+    return f"{loop} + {'httptools' if have('httptools') else 'h11'}"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of the process so far: the web process's own cost per request
+    holds steady when others load the shared cores, unlike requests/s."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(pid: int, before: float | None, result: WrkResult) -> str:
+    after = cpu_seconds(pid)
+    if before is None or after is None or not result.requests:
+        return ""
+    return f"web process {(after - before) * 1000 / result.requests:.2f} ms CPU/request; "
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores spent on anything but idle and iowait, from /proc/stat."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_bytes(pid: int) -> int | None:
     """VmHWM: the kernel's own high-water mark of the resident set, so no sampling gap."""
     try:
@@ -197,7 +235,8 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
     web = None
     ok = False
     try:
-        log(f"  starting uvicorn web.app:app on {base} (1 worker, log {web_log})")
+        stack = uvicorn_stack()
+        log(f"  starting uvicorn web.app:app on {base} (1 worker, {stack}, log {web_log})")
         web = start_uvicorn(database_url, secret, port, web_log)
         wait_healthy(web, base)
         rss_start = rss_bytes(web.pid)
@@ -221,22 +260,31 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
         ref = None
         if has_reference:
             log(f"  saturation: {reference_path}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+            cpu = cpu_seconds(web.pid)
             ref = run_wrk(base + reference_path, plain, seconds, THREADS, CONNECTIONS)
             rows.append((f"HTTP {reference_path} (constant JSON), saturation", ref.figure(),
-                         f"same server, no database; {ref.problems()}"))
+                         f"same server ({stack}), no database; {cpu_per_request(web.pid, cpu, ref)}"
+                         f"{ref.problems()}"))
         log(f"  saturation: {WEEKLY}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+        cpu = cpu_seconds(web.pid)
         sat = run_wrk(base + WEEKLY, plain, seconds, THREADS, CONNECTIONS)
         versus = (f"constant JSON {ref.requests_per_s:,.0f} req/s: {sat.requests_per_s / ref.requests_per_s:.2f}x"
                   if ref else f"no reference ({reference_path} answered {reference.status_code})")
-        rows.append((f"HTTP {WEEKLY}, saturation", sat.figure(), f"{versus}; {sat.problems()}"))
+        rows.append((f"HTTP {WEEKLY}, saturation", sat.figure(),
+                     f"{versus}; {cpu_per_request(web.pid, cpu, sat)}{sat.problems()}"))
 
         # One wrk thread: 1,000 req/s is light work for it, and it keeps one schedule.
         paced_script = write_script(workdir / "paced.lua", token, rate, 1, PACED_CONNECTIONS)
         log(f"  paced: {WEEKLY} at {rate:,.0f} req/s, wrk -t1 -c{PACED_CONNECTIONS} -d{seconds}s")
+        busy = machine_busy_seconds()
         paced = run_wrk(base + WEEKLY, paced_script, seconds, 1, PACED_CONNECTIONS)
+        # The tail follows how busy the shared cores were, whoever kept them busy.
+        after = machine_busy_seconds()
+        load = (f", machine busy {(after - busy) / seconds:.1f} of {os.cpu_count()} cores"
+                if busy is not None and after is not None else "")
         rows.append((f"HTTP {WEEKLY} paced at {rate:,.0f} req/s",
                      f"p50 {fmt_ms(paced.p50_ms)}, p99 {fmt_ms(paced.p99_ms)}",
-                     f"{paced.requests_per_s:,.0f} req/s achieved, {paced.problems()}"))
+                     f"{paced.requests_per_s:,.0f} req/s achieved{load}, {paced.problems()}"))
 
         peak = peak_rss_bytes(web.pid)
         rows.append(("web process peak RSS (VmHWM)", f"{peak / MIB:,.0f} MiB" if peak else "unknown",

@@ -57,7 +57,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from websockets.asyncio.client import connect as ws_connect
 
-from bench.run import scratch_database
+from bench.run import scratch_cluster
 from db.cluster import free_port
 from web.auth import issue_token
 from web.config import Settings
@@ -743,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_ingest = threading.Event()
     keep_log = True
     try:
-        with scratch_database() as url:
+        with scratch_cluster() as (url, _):
             try:
                 seed = seed_database(url, args.users, args.shares_per_user, rng)
                 baseline = open_week_totals(url, seed.open_week)
@@ -772,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu.append((machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]))
                 after = open_week_totals(url, seed.open_week)
             finally:
-                # Before the cluster stops (scratch_database's exit), on every path, Ctrl-C included.
+                # Before the cluster stops (scratch_cluster's exit), on every path, Ctrl-C included.
                 stop_ingest.set()
                 stop_web(web)
         text = web_log.read_text(errors="replace")
