@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -26,15 +27,37 @@ def _unauthorized(message: str) -> ApiError:
 
 class Verifier:
     """Checks tokens against ONE configured algorithm and key: a token's own
-    `alg` header (e.g. none, or HS256 signed with a public key) is never trusted."""
+    `alg` header (e.g. none, or HS256 signed with a public key) is never trusted.
+
+    Tokens that passed are remembered (LRU, by their exact text): decoding costs
+    50-90 us of pure Python per request, a dict hit ~1 us. Of the checks only `exp`
+    can turn a good token bad later (`nbf`/`iat` only turn bad ones good), so a
+    hit re-checks `exp` alone. Failures are never cached."""
+
+    CACHE_SIZE = 4096
 
     def __init__(self, settings: Settings):
         self.algorithm = settings.jwt_algorithm
         self.key = settings.jwt_secret if self.algorithm in HMAC_ALGORITHMS else settings.jwt_public_key
+        self._verified: OrderedDict[str, User] = OrderedDict()
 
     def verify(self, token: str | None) -> User:
         if not token:
             raise _unauthorized("missing bearer token")
+        user = self._verified.get(token)
+        if user is not None:
+            if int(user.expires_at) <= time.time():  # PyJWT's own rule: expired once now >= int(exp)
+                del self._verified[token]
+                raise _unauthorized("token expired")
+            self._verified.move_to_end(token)
+            return user
+        user = self._decode(token)
+        self._verified[token] = user
+        if len(self._verified) > self.CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return user
+
+    def _decode(self, token: str) -> User:
         try:
             claims = jwt.decode(token, self.key, algorithms=[self.algorithm],
                                 options={"require": ["exp", "sub"]})

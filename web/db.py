@@ -9,11 +9,28 @@ outage into a quick 503 instead of a pile of blocked worker threads.
 from __future__ import annotations
 
 import contextlib
+import select
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from web.config import Settings
+
+
+async def check_idle(conn: AsyncConnection) -> None:
+    """The pool's check before it hands a connection out, without a round trip.
+
+    An idle autocommit connection has nothing to read unless the server has let
+    it go: a restart or a terminated backend leaves its FATAL message and EOF on
+    the socket. Only then pay for the real check, which raises and so makes the
+    pool drop the stale connection and take another instead of failing a request.
+    (A round trip on every checkout cost the web process 0.1-0.2 ms of CPU per
+    request, and the database a wakeup; the poll costs ~1 us.)
+    """
+    poller = select.poll()  # not select.select(): fds above 1024 with many WebSocket clients
+    poller.register(conn.fileno(), select.POLLIN)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def make_pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
@@ -40,7 +57,7 @@ def make_pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
         configure=configure,
         # Test a connection before handing it out: after a database restart the
         # stale ones are dropped here rather than failing a request.
-        check=AsyncConnectionPool.check_connection,
+        check=check_idle,
         open=False,
     )
 

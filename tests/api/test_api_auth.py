@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.api.conftest import asgi_client
 from tests.api.support import OTHER_SECRET, SECRET, make_settings, token
-from web.auth import issue_token
+from web.auth import Verifier, issue_token
 from web.config import Settings
+from web.errors import ApiError
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +94,19 @@ async def test_asymmetric_keys_pin_the_algorithm(readonly_db_url):
         for bad in (confused, token("alice"), unsigned("alice")):
             response = await client.get("/api/lottery/stats", headers={"Authorization": f"Bearer {bad}"})
             assert response.status_code == 401
+
+
+def test_a_remembered_token_still_expires(monkeypatch):
+    """Verified tokens are cached; every hit re-checks exp against the clock."""
+    verifier = Verifier(Settings(jwt_secret=SECRET))
+    good = token("alice", ttl=60)
+    assert verifier.verify(good).id == "alice"
+    assert verifier.verify(good).id == "alice"  # the cached answer
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(ApiError) as refused:
+        verifier.verify(good)
+    assert refused.value.status == 401 and refused.value.message == "token expired"
 
 
 def test_env_configuration(tmp_path, monkeypatch):

@@ -63,6 +63,19 @@ def test_outage_then_recovery_without_restart(live_server, pg_cluster):
         assert wait_for(lambda: recovered(http), 20, interval=0.5)
 
 
+def test_first_requests_after_a_restart_succeed(live_server, pg_cluster):
+    """The pool drops the connections a restart left stale when it hands them out:
+    no request fails on one, writes included (they are never retried)."""
+    with httpx.Client(base_url=f"http://{live_server}", timeout=15) as http:
+        assert answers(http) == HEALTHY
+        try:
+            pg_cluster.stop()
+        finally:
+            pg_cluster.start()
+        assert answers(http) == HEALTHY[:3] + [200] + HEALTHY[4:]  # the play is a repeat now
+        assert http.get("/healthz").status_code == 200
+
+
 def test_app_starts_while_the_database_is_down(settings, pg_cluster):
     try:
         pg_cluster.stop()
