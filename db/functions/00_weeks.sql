@@ -48,7 +48,7 @@ GRANT EXECUTE ON FUNCTION iso_utc(timestamptz) TO lottery_web, lottery_bi;
 
 CREATE OR REPLACE FUNCTION iso_utc_precise(p_at timestamptz)
 RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as to_char is, and not STRICT: so the planner can inline it
 AS $$ SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
 COMMENT ON FUNCTION iso_utc_precise(timestamptz) IS
     'ISO 8601 text of p_at in UTC with microseconds, for event times where order matters.';

@@ -5,7 +5,7 @@
 CREATE OR REPLACE FUNCTION lottery_result_line_text(p_rank integer, p_user_id text, p_best double precision,
                                                     p_hash text, p_at timestamptz)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as jsonb_build_array and to_char are: so the planner inlines it
 AS $$
     SELECT jsonb_build_array(p_rank, p_user_id, p_best, coalesce(p_hash, ''), iso_utc_precise(p_at))::text
 $$;
