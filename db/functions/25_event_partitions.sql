@@ -103,8 +103,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_retention integer := (SELECT p.retention_weeks FROM event_partition_policy p);
-    v_expired mining_events_partitions[];
-    v_part mining_events_partitions;
+    v_names text[];
+    v_weeks date[];
+    v_name text;
     v_drawn boolean;
     v_empty boolean;
 BEGIN
@@ -119,31 +120,34 @@ BEGIN
     -- Weekly partitions only (never the default or a range made by hand), whose
     -- week ended more than retention_weeks before p_now. Collected first: the
     -- drops below change the catalog the view reads.
-    SELECT array_agg(p ORDER BY p.week_start) INTO v_expired
+    -- Names as text, taken now: a regclass kept in a variable is only an OID.
+    SELECT array_agg(p.partition::text ORDER BY p.week_start), array_agg(p.week_start ORDER BY p.week_start)
+    INTO v_names, v_weeks
     FROM mining_events_partitions p
     WHERE p.week_start IS NOT NULL
       AND p.range_end + make_interval(days => 7 * v_retention) < p_now;
-    FOREACH v_part IN ARRAY coalesce(v_expired, '{}') LOOP
+    FOR i IN 1 .. coalesce(array_length(v_names, 1), 0) LOOP
+        v_name := v_names[i];
         -- Raw events go only after the week's draw is completed; an empty
         -- partition loses nothing (a week without events is never drawn).
         v_drawn := EXISTS (SELECT FROM lottery_draws d
-                           WHERE d.week_start = lottery_week_start_ts(v_part.week_start) AND d.status = 'completed');
+                           WHERE d.week_start = lottery_week_start_ts(v_weeks[i]) AND d.status = 'completed');
         IF NOT v_drawn THEN
-            EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', v_part.partition) INTO v_empty;
+            EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', v_name) INTO v_empty;
             CONTINUE WHEN NOT v_empty;
         END IF;
         -- Parent first, as inserts lock them; then no insert is in flight into
         -- the partition, and a second look at it is final.
         LOCK TABLE mining_events IN ACCESS EXCLUSIVE MODE;
         IF NOT v_drawn THEN
-            EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', v_part.partition) INTO v_empty;
+            EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', v_name) INTO v_empty;
             CONTINUE WHEN NOT v_empty;
         END IF;
-        partition_name := v_part.partition::text;  -- named while it exists
-        week_start := v_part.week_start;
-        EXECUTE format('DROP TABLE %s', v_part.partition);
+        partition_name := v_name;
+        week_start := v_weeks[i];
+        EXECUTE format('DROP TABLE %s', v_name);
         UPDATE event_weeks e SET raw_events_dropped_at = now()
-        WHERE e.week_start = v_part.week_start AND e.raw_events_dropped_at IS NULL;
+        WHERE e.week_start = v_weeks[i] AND e.raw_events_dropped_at IS NULL;
         RETURN NEXT;
     END LOOP;
 END
