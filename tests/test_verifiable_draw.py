@@ -84,3 +84,14 @@ def test_result_line_is_canonical_json_whatever_the_session_float_setting(db):
     db.execute("SET LOCAL extra_float_digits = -3")
     line = db.execute("SELECT lottery_result_line(r) FROM lottery_results r").fetchone()[0]
     assert json.loads(line) == [1, "a", 198028295136909.6, hash_for(198028295136909.6), "2026-11-17T00:00:00.123456Z"]
+
+
+def test_result_line_text_follows_the_session_setting_that_the_digest_pins(db):
+    """lottery_result_line_text prints floats as the session says; lottery_result_line
+    and lottery_results_digest pin extra_float_digits = 1 around it."""
+    args = (1, "a", 198028295136909.6, None, "2026-11-17 00:00:00.123456+00")
+    call = "SELECT lottery_result_line_text(%s, %s, %s, %s, %s)"
+    db.execute("SET LOCAL extra_float_digits = 1")
+    assert db.execute(call, args).fetchone()[0] == '[1, "a", 198028295136909.6, "", "2026-11-17T00:00:00.123456Z"]'
+    db.execute("SET LOCAL extra_float_digits = -3")
+    assert db.execute(call, args).fetchone()[0] == '[1, "a", 198028295137000, "", "2026-11-17T00:00:00.123456Z"]'
