@@ -206,23 +206,12 @@ def machine_busy_seconds() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_bytes(pid: int) -> int | None:
-    """VmHWM: the kernel's own high-water mark of the resident set, so no sampling gap."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret: str | None = None,
                  reference_path: str = "/livez", rate: float = 1000.0) -> list[tuple[str, str, str]]:
     """(measure, figure, reference) rows, as bench/run.py prints them; progress on stderr."""
     # Late imports: bench.soak imports bench.run, which may import this module at its top.
     from bench.run import Progress
-    from bench.soak import log, rss_bytes, stop_web, wait_healthy
+    from bench.soak import log, rss_bytes, status_bytes, stop_web, wait_healthy
 
     secret = jwt_secret or secrets.token_hex(32)
     token = issue_token(user_id, ttl_seconds=max(3600, 4 * seconds + 600),
@@ -286,7 +275,8 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
                      f"p50 {fmt_ms(paced.p50_ms)}, p99 {fmt_ms(paced.p99_ms)}",
                      f"{paced.requests_per_s:,.0f} req/s achieved{load}, {paced.problems()}"))
 
-        peak = peak_rss_bytes(web.pid)
+        # VmHWM: the kernel's own high-water mark of the resident set, so no sampling gap.
+        peak = status_bytes(web.pid, "VmHWM")
         rows.append(("web process peak RSS (VmHWM)", f"{peak / MIB:,.0f} MiB" if peak else "unknown",
                      f"{rss_start / MIB:,.0f} MiB after /healthz" if rss_start else ""))
         ok = True
@@ -320,10 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --seconds >= 1 and --rate > 0")
     rows = measure_http(args.database_url, args.user, args.seconds, args.jwt_secret,
                         reference_path=args.reference_path, rate=args.rate)
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure'.ljust(width)}  {'figure':>36}  reference")
-    for name, figure, ref in rows:
-        print(f"{name.ljust(width)}  {figure:>36}  {ref}")
+    from bench.run import print_table
+    print_table(rows)
     return 0
 
 

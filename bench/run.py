@@ -147,6 +147,16 @@ class Progress(list):
         super().append(row)
 
 
+def print_table(rows: list[tuple[str, str, str]], title: str = "") -> None:
+    """The (measure, figure, reference) rows as one aligned table on stdout."""
+    width = max(len(r[0]) for r in rows)
+    fwidth = max(len(r[1]) for r in rows)
+    print(f"\n{title}")
+    print(f"{'measure'.ljust(width)}  {'figure'.rjust(fwidth)}  reference")
+    for name, figure, ref in rows:
+        print(f"{name.ljust(width)}  {figure.rjust(fwidth)}  {ref}")
+
+
 def say(message: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -409,13 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rows = measure(args)
-    width = max(len(r[0]) for r in rows)
-    fwidth = max(len(r[1]) for r in rows)
-    print(f"\n{time.strftime('%Y-%m-%d')}, {args.participants:,} participants x {args.shares} shares, "
-          f"{time.perf_counter() - started:,.0f} s in all")
-    print(f"{'measure'.ljust(width)}  {'figure'.rjust(fwidth)}  reference")
-    for name, figure, ref in rows:
-        print(f"{name.ljust(width)}  {figure.rjust(fwidth)}  {ref}")
+    print_table(rows, f"{time.strftime('%Y-%m-%d')}, {args.participants:,} participants x {args.shares} shares, "
+                      f"{time.perf_counter() - started:,.0f} s in all")
     return 0
 
 

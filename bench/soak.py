@@ -281,14 +281,19 @@ def stop_web(proc: subprocess.Popen | None) -> None:
         proc.wait(timeout=5)
 
 
-def rss_bytes(pid: int) -> int | None:
+def status_bytes(pid: int, key: str = "VmRSS") -> int | None:
+    """A memory figure of /proc/<pid>/status (VmRSS: resident now; VmHWM: its peak), in bytes."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def rss_bytes(pid: int) -> int | None:
+    return status_bytes(pid, "VmRSS")
 
 
 def cpu_seconds(pid: int) -> float:

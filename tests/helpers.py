@@ -51,3 +51,13 @@ def week_days(monday: str):
     """The seven UTC midnights of the ISO week starting at `monday`."""
     start = utc(monday)
     return [start + timedelta(days=i) for i in range(7)]
+
+
+def rank_bucket_counts(conn):
+    """share_rank_buckets as kept (non-zero rows), and the same counted from share_weekly_best:
+    (week_start, rank_bucket, participants) rows, sorted."""
+    kept = conn.execute("SELECT week_start, rank_bucket, participants FROM share_rank_buckets"
+                        " WHERE participants <> 0 ORDER BY 1, 2").fetchall()
+    counted = conn.execute("SELECT week_start, rank_bucket, count(*) FROM share_weekly_best"
+                           " GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    return kept, counted

@@ -4,10 +4,11 @@ rank sums whole log-scale buckets and counts inside one, and must equal a plain 
 import math
 import random
 import threading
+from datetime import date
 
 import psycopg
 
-from tests.helpers import add_shares, hash_for, insert_events, share
+from tests.helpers import add_shares, hash_for, insert_events, rank_bucket_counts, share
 
 WEEK = "2026-11-16"
 
@@ -15,14 +16,6 @@ WEEK = "2026-11-16"
 BRUTE_FORCE_RANKS = """
     SELECT user_id, row_number() OVER (ORDER BY best_difficulty DESC, best_at, user_id)
     FROM share_weekly_best WHERE week_start = %s"""
-
-
-def bucket_counts(db, week=WEEK):
-    kept = db.execute("SELECT rank_bucket, participants FROM share_rank_buckets"
-                      " WHERE week_start = %s AND participants <> 0 ORDER BY 1", (week,)).fetchall()
-    counted = db.execute("SELECT rank_bucket, count(*) FROM share_weekly_best"
-                         " WHERE week_start = %s GROUP BY 1 ORDER BY 1", (week,)).fetchall()
-    return kept, counted
 
 
 def live_ranks(db, week=WEEK):
@@ -41,7 +34,7 @@ def test_live_rank_equals_a_plain_count_across_bucket_edges_and_ties(db):
         insert_events(db, [share(f"u{rng.randrange(90)}", rng.choice(values),
                                  f"2026-11-{16 + batch} {rng.randrange(24):02d}:{rng.randrange(60):02d}")
                            for _ in range(120)])
-    kept, counted = bucket_counts(db)
+    kept, counted = rank_bucket_counts(db)
     assert kept == counted and len(counted) >= 8
     expected = dict(db.execute(BRUTE_FORCE_RANKS, (WEEK,)).fetchall())
     ranks = live_ranks(db)
@@ -54,16 +47,17 @@ def test_a_better_share_moves_the_user_to_its_new_bucket(db):
     assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (2,)
     add_shares(db, ("alice", 30.0, "2026-11-17 00:00"))
     assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (1,)
-    kept, counted = bucket_counts(db)
-    assert kept == counted == [(math.floor(math.log(20.0) * 200), 1), (math.floor(math.log(30.0) * 200), 1)]
+    kept, counted = rank_bucket_counts(db)
+    assert kept == counted == [(date(2026, 11, 16), math.floor(math.log(20.0) * 200), 1),
+                               (date(2026, 11, 16), math.floor(math.log(30.0) * 200), 1)]
 
 
 def test_rebuild_and_truncate_keep_the_buckets(db):
     add_shares(db, *[(f"u{i}", float(i + 1), "2026-11-18 00:00") for i in range(30)])
     db.execute("UPDATE share_weekly_best SET best_difficulty = 1")  # a skew only rebuild can mend
     db.execute("SELECT rebuild_share_aggregates()")
-    kept, counted = bucket_counts(db)
-    assert kept == counted and sum(n for _, n in kept) == 30
+    kept, counted = rank_bucket_counts(db)
+    assert kept == counted and sum(n for *_, n in kept) == 30
     db.execute("TRUNCATE share_weekly_best")
     assert db.execute("SELECT count(*) FROM share_rank_buckets").fetchone() == (0,)
 
@@ -91,8 +85,8 @@ def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
     for thread in threads:
         thread.join()
     assert errors == []
-    kept, counted = bucket_counts(fresh_db)
-    assert kept == counted and sum(n for _, n in kept) == 40
+    kept, counted = rank_bucket_counts(fresh_db)
+    assert kept == counted and sum(n for *_, n in kept) == 40
 
 
 def test_only_a_user_days_best_claim_is_hash_checked(db):

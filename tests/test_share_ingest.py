@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.helpers import add_shares, copy_events, hash_for, insert_events, share, utc
+from tests.helpers import add_shares, copy_events, hash_for, insert_events, rank_bucket_counts, share, utc
 
 
 def weekly(db, week="2026-11-16"):
@@ -16,15 +16,6 @@ def weekly(db, week="2026-11-16"):
 # Every column but prev_rank_bucket, which only records how a row got there.
 WEEKLY_ROWS = ("SELECT week_start, user_id, best_difficulty, best_at, best_hash, share_count, rank_bucket"
                " FROM share_weekly_best ORDER BY 1, 2")
-
-
-def bucket_counts(db):
-    """share_rank_buckets, and the same counted from share_weekly_best."""
-    kept = db.execute("SELECT week_start, rank_bucket, participants FROM share_rank_buckets"
-                      " WHERE participants <> 0 ORDER BY 1, 2").fetchall()
-    counted = db.execute("SELECT week_start, rank_bucket, count(*) FROM share_weekly_best"
-                         " GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
-    return kept, counted
 
 
 def daily(db, user):
@@ -95,7 +86,7 @@ def test_one_batch_equals_many_single_inserts_and_copy(db):
     copy_events(db, rows)
     assert weekly(db) == batch
     assert db.execute("SELECT * FROM share_daily_best ORDER BY user_id, day").fetchall() == daily_batch
-    kept, counted = bucket_counts(db)
+    kept, counted = rank_bucket_counts(db)
     assert kept == counted and sum(n for *_, n in counted) == 7
 
 
@@ -111,7 +102,7 @@ def test_rebuild_from_raw_events_equals_live_aggregates(db):
     assert replayed == len(rows)
     assert db.execute(WEEKLY_ROWS).fetchall() == before
     assert db.execute("SELECT * FROM share_daily_best ORDER BY 1, 2").fetchall() == before_days
-    kept, counted = bucket_counts(db)
+    kept, counted = rank_bucket_counts(db)
     assert kept == counted and len(counted) > 5
     assert db.execute("SELECT count(*) FROM share_replay").fetchone()[0] == 0
 
@@ -146,7 +137,7 @@ def test_row_trigger_for_hypertables_aggregates_the_same(db):
                " FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row()")
     insert_events(db, rows)
     assert db.execute(WEEKLY_ROWS).fetchall() == expected
-    kept, counted = bucket_counts(db)
+    kept, counted = rank_bucket_counts(db)
     assert kept == counted
     assert db.execute("SELECT count(*) FROM share_replay").fetchone()[0] == 0
 
