@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 from psycopg.types.json import Jsonb
+from yoyo import get_backend, read_migrations
+
+from db import apply as db_apply
 
 TRUEDIFFONE = 0xFFFF * 2**208
 
@@ -54,10 +60,34 @@ def week_days(monday: str):
 
 
 def rank_bucket_counts(conn):
-    """share_rank_buckets as kept (non-zero rows), and the same counted from share_weekly_best:
-    (week_start, rank_bucket, participants) rows, sorted."""
-    kept = conn.execute("SELECT week_start, rank_bucket, participants FROM share_rank_buckets"
-                        " WHERE participants <> 0 ORDER BY 1, 2").fetchall()
-    counted = conn.execute("SELECT week_start, rank_bucket, count(*) FROM share_weekly_best"
-                           " GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    """share_rank_buckets and share_rank_bucket_groups as kept (non-zero rows), and the same
+    counted from share_weekly_best: ("bucket" or "group", week_start, key, participants) rows, sorted."""
+    kept = conn.execute("SELECT 'bucket', week_start, rank_bucket, participants FROM share_rank_buckets"
+                        " WHERE participants <> 0 UNION ALL"
+                        " SELECT 'group', week_start, bucket_group, participants FROM share_rank_bucket_groups"
+                        " WHERE participants <> 0 ORDER BY 1, 2, 3").fetchall()
+    counted = conn.execute("SELECT 'bucket', week_start, rank_bucket, count(*) FROM share_weekly_best"
+                           " GROUP BY 2, 3 UNION ALL"
+                           " SELECT 'group', week_start, rank_bucket >> 6, count(*) FROM share_weekly_best"
+                           " GROUP BY 2, 3 ORDER BY 1, 2, 3").fetchall()
     return kept, counted
+
+
+@contextmanager
+def database_without(pg_cluster, migration_id: str):
+    """A new database with every migration but `migration_id` and no function files:
+    a deployment that predates that migration. Yields (url, connection); drops it after."""
+    name = f"pre_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = pg_cluster.url(name)
+    backend = get_backend(db_apply.yoyo_url(url))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(
+            read_migrations(str(db_apply.MIGRATIONS_DIR)).filter(lambda m: m.id != migration_id)))
+    try:
+        with psycopg.connect(url) as conn:
+            yield url, conn
+    finally:
+        with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

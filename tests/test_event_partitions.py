@@ -3,16 +3,14 @@ partitions created ahead, events routed and still aggregated once, rows moved ou
 DEFAULT partition, expired weeks dropped only after their draw, and a table that must not
 be converted (a TimescaleDB hypertable) left exactly as it is."""
 
-import uuid
 from datetime import date, timedelta
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from yoyo import get_backend, read_migrations
 
 from db import apply as db_apply
-from tests.helpers import add_shares, copy_events, share
+from tests.helpers import add_shares, copy_events, database_without, share
 
 WEEKLY = "SELECT week_start FROM mining_events_partitions WHERE week_start IS NOT NULL ORDER BY 1"
 
@@ -170,22 +168,9 @@ def test_functions_leave_an_unpartitioned_table_alone(db):
 
 @pytest.fixture
 def before_0005(pg_cluster):
-    """A database with migrations 0001-0004 and the function files: a deployment
-    that predates partitioning. Yields (url, connection)."""
-    name = f"pre5_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    url = pg_cluster.url(name)
-    backend = get_backend(db_apply.yoyo_url(url))
-    with backend.lock():
-        backend.apply_migrations(backend.to_apply(
-            read_migrations(str(db_apply.MIGRATIONS_DIR)).filter(lambda m: m.id < "0005")))
-    try:
-        with psycopg.connect(url) as conn:
-            yield url, conn
-    finally:
-        with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    """A deployment that predates partitioning: every migration but 0005. Yields (url, connection)."""
+    with database_without(pg_cluster, "0005_partitioned_events") as pair:
+        yield pair
 
 
 def relkind(conn) -> str:

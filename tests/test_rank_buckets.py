@@ -1,5 +1,6 @@
-"""Rank buckets (migration 0004, db/functions/20_share_ingest.sql and 30_ranking.sql): the live
-rank sums whole log-scale buckets and counts inside one, and must equal a plain count."""
+"""Rank buckets and their groups (migrations 0004 and 0006, db/functions/20_share_ingest.sql and
+30_ranking.sql): the live rank sums whole groups of buckets, then whole buckets, and counts inside
+one bucket; it must equal a plain count."""
 
 import math
 import random
@@ -8,7 +9,8 @@ from datetime import date
 
 import psycopg
 
-from tests.helpers import add_shares, hash_for, insert_events, rank_bucket_counts, share
+from db import apply as db_apply
+from tests.helpers import add_shares, database_without, hash_for, insert_events, rank_bucket_counts, share
 
 WEEK = "2026-11-16"
 
@@ -42,14 +44,37 @@ def test_live_rank_equals_a_plain_count_across_bucket_edges_and_ties(db):
     assert {n for _, n in ranks.values()} == {len(expected)}
 
 
+def test_live_rank_sums_whole_groups_then_buckets_then_counts(db):
+    """Bests spread over many bucket groups (64 buckets, 32% wide each), with
+    neighbours on both sides of group edges, negative buckets (best < 1) and
+    users sharing a bucket: every live rank is the plain count's."""
+    rng = random.Random(5)
+    group_edges = [math.exp(64 * g / 200) for g in range(-3, 40, 4)]  # bucket 64g starts group g
+    values = [e * f for e in group_edges for f in (0.99, 0.999999999, 1.0, 1.000000001, 1.2)] + [0.5, 0.01]
+    insert_events(db, [share(f"u{i}", value, f"2026-11-{16 + i % 7} {i % 24:02d}:00")
+                       for i, value in enumerate(rng.sample(values, len(values)))])
+    # floor(bucket / 64), negative buckets included
+    assert db.execute("SELECT rank_bucket_group(-65), rank_bucket_group(-64), rank_bucket_group(-1),"
+                      " rank_bucket_group(0), rank_bucket_group(63), rank_bucket_group(64)").fetchone() == \
+        (-2, -1, -1, 0, 0, 1)
+    kept, counted = rank_bucket_counts(db)
+    groups = {key for level, _, key, _ in counted if level == "group"}
+    assert kept == counted and len(groups) >= 20 and min(groups) < 0
+    expected = dict(db.execute(BRUTE_FORCE_RANKS, (WEEK,)).fetchall())
+    assert {u: r for u, (r, _) in live_ranks(db).items()} == expected
+
+
 def test_a_better_share_moves_the_user_to_its_new_bucket(db):
     add_shares(db, ("alice", 10.0, "2026-11-16 00:00"), ("bob", 20.0, "2026-11-16 00:00"))
     assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (2,)
     add_shares(db, ("alice", 30.0, "2026-11-17 00:00"))
     assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (1,)
     kept, counted = rank_bucket_counts(db)
-    assert kept == counted == [(date(2026, 11, 16), math.floor(math.log(20.0) * 200), 1),
-                               (date(2026, 11, 16), math.floor(math.log(30.0) * 200), 1)]
+    buckets = [math.floor(math.log(20.0) * 200), math.floor(math.log(30.0) * 200)]  # 599 and 680
+    assert kept == counted == [("bucket", date(2026, 11, 16), buckets[0], 1),
+                               ("bucket", date(2026, 11, 16), buckets[1], 1),
+                               ("group", date(2026, 11, 16), buckets[0] // 64, 1),
+                               ("group", date(2026, 11, 16), buckets[1] // 64, 1)]
 
 
 def test_rebuild_and_truncate_keep_the_buckets(db):
@@ -57,9 +82,10 @@ def test_rebuild_and_truncate_keep_the_buckets(db):
     db.execute("UPDATE share_weekly_best SET best_difficulty = 1")  # a skew only rebuild can mend
     db.execute("SELECT rebuild_share_aggregates()")
     kept, counted = rank_bucket_counts(db)
-    assert kept == counted and sum(n for *_, n in kept) == 30
+    assert kept == counted and sum(n for level, *_, n in kept if level == "group") == 30
     db.execute("TRUNCATE share_weekly_best")
-    assert db.execute("SELECT count(*) FROM share_rank_buckets").fetchone() == (0,)
+    assert db.execute("SELECT (SELECT count(*) FROM share_rank_buckets),"
+                      " (SELECT count(*) FROM share_rank_bucket_groups)").fetchone() == (0, 0)
 
 
 def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
@@ -86,7 +112,7 @@ def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
         thread.join()
     assert errors == []
     kept, counted = rank_bucket_counts(fresh_db)
-    assert kept == counted and sum(n for *_, n in kept) == 40
+    assert kept == counted and sum(n for level, *_, n in kept if level == "group") == 40
 
 
 def test_only_a_user_days_best_claim_is_hash_checked(db):
@@ -116,3 +142,21 @@ def test_network_changes_and_blocks_are_kept_apart_and_adopted(db):
     assert db.execute("SELECT network_difficulty_at('2026-11-20'), user_found_block('erin', %s)",
                       (WEEK,)).fetchone() == (7e13, True)
     assert db.execute("SELECT adopt_existing_events()").fetchone() == (0,)
+
+
+def test_migration_0006_groups_the_buckets_a_deployment_already_keeps(pg_cluster):
+    with database_without(pg_cluster, "0006_rank_bucket_groups") as (url, conn):
+        # Aggregates as 0004's trigger left them: weekly bests and their bucket counts.
+        conn.execute("""INSERT INTO share_weekly_best (week_start, user_id, best_difficulty, best_at, share_count)
+                        SELECT '2026-11-16', 'u' || i, exp(i / 20.0), '2026-11-16 12:00+00', 1
+                        FROM generate_series(-40, 600) AS i""")
+        conn.execute("""INSERT INTO share_rank_buckets (week_start, rank_bucket, participants)
+                        SELECT week_start, rank_bucket, count(*) FROM share_weekly_best GROUP BY 1, 2""")
+        conn.commit()
+        lines = []
+        db_apply.apply(url, schedule=False, log=lines.append)
+        assert "migrations: 1 applied (0006_rank_bucket_groups)" in lines
+        kept, counted = rank_bucket_counts(conn)
+        assert kept == counted and len([k for k in kept if k[0] == "group"]) >= 15
+        assert conn.execute("SELECT rank, participants FROM get_live_rank('u300', %s)", (WEEK,)).fetchone() == \
+            (301, 641)

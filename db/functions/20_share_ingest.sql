@@ -75,6 +75,10 @@ CREATE OR REPLACE FUNCTION aggregate_share_events()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_group_weeks  date[];
+    v_groups       integer[];
+    v_group_moves  bigint[];
 BEGIN
     INSERT INTO event_weeks (week_start)
     SELECT DISTINCT lottery_week_at(ts) FROM new_events WHERE isfinite(ts)
@@ -167,26 +171,39 @@ BEGIN
             best_hash = CASE WHEN share_beats(excluded.best_difficulty, excluded.best_at, w.best_difficulty, w.best_at)
                              THEN excluded.best_hash ELSE w.best_hash END
         RETURNING w.week_start, w.rank_bucket, w.prev_rank_bucket  -- prev is NULL for an inserted row
+    ), moves AS MATERIALIZED (
+        -- Participants move between rank buckets: +1 where a row was inserted
+        -- or its bucket changed, -1 in the bucket it left.
+        SELECT week_start, bucket, sum(delta) AS delta
+        FROM (SELECT week_start, rank_bucket AS bucket, 1 AS delta FROM weekly_upsert
+              WHERE rank_bucket IS DISTINCT FROM prev_rank_bucket
+              UNION ALL
+              SELECT week_start, prev_rank_bucket, -1 FROM weekly_upsert
+              WHERE rank_bucket <> prev_rank_bucket) AS m
+        GROUP BY 1, 2
+        HAVING sum(delta) <> 0
+    ), bucket_upsert AS (
+        INSERT INTO share_rank_buckets AS b (week_start, rank_bucket, participants)
+        SELECT week_start, bucket, delta FROM moves ORDER BY 1, 2
+        ON CONFLICT (week_start, rank_bucket) DO UPDATE SET participants = b.participants + excluded.participants
     )
-    -- Participants move between rank buckets: +1 where a row was inserted or
-    -- its bucket changed, -1 in the bucket it left. Bucket rows are taken in
-    -- key order, so concurrent batches wait for each other, never deadlock.
-    INSERT INTO share_rank_buckets AS b (week_start, rank_bucket, participants)
-    SELECT week_start, bucket, sum(delta)
-    FROM (SELECT week_start, rank_bucket AS bucket, 1 AS delta FROM weekly_upsert
-          WHERE rank_bucket IS DISTINCT FROM prev_rank_bucket
-          UNION ALL
-          SELECT week_start, prev_rank_bucket, -1 FROM weekly_upsert
-          WHERE rank_bucket <> prev_rank_bucket) AS moves
-    GROUP BY 1, 2
-    HAVING sum(delta) <> 0
-    ORDER BY 1, 2
-    ON CONFLICT (week_start, rank_bucket) DO UPDATE SET participants = b.participants + excluded.participants;
+    -- The same moves summed per group, carried to the next statement. (One
+    -- aggregate node feeds the three arrays the rows in the same order.)
+    SELECT array_agg(week_start), array_agg(bucket_group), array_agg(delta)
+    INTO v_group_weeks, v_groups, v_group_moves
+    FROM (SELECT week_start, rank_bucket_group(bucket) AS bucket_group, sum(delta)::bigint AS delta
+          FROM moves GROUP BY 1, 2 HAVING sum(delta) <> 0) AS g;
+
+    -- Bucket rows above, then group rows here, each in key order: concurrent
+    -- batches wait for each other but never deadlock.
+    INSERT INTO share_rank_bucket_groups AS g (week_start, bucket_group, participants)
+    SELECT * FROM unnest(v_group_weeks, v_groups, v_group_moves) ORDER BY 1, 2
+    ON CONFLICT (week_start, bucket_group) DO UPDATE SET participants = g.participants + excluded.participants;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION aggregate_share_events() IS
-    'Statement trigger on mining_events (and share_replay): folds each inserted batch of accepted, well-formed shares into share_daily_best, share_weekly_best and share_rank_buckets, network difficulty changes into network_difficulty_changes, found blocks into blocks_found, and records the weeks that saw events.';
+    'Statement trigger on mining_events (and share_replay): folds each inserted batch of accepted, well-formed shares into share_daily_best, share_weekly_best, share_rank_buckets and share_rank_bucket_groups, network difficulty changes into network_difficulty_changes, found blocks into blocks_found, and records the weeks that saw events.';
 
 CREATE OR REPLACE FUNCTION aggregate_share_event_row()
 RETURNS trigger
@@ -272,6 +289,7 @@ BEGIN
                               WHERE e.week_start = v_week AND e.raw_events_dropped_at IS NOT NULL);
         DELETE FROM share_weekly_best WHERE week_start = v_week;
         DELETE FROM share_rank_buckets WHERE week_start = v_week;  -- even if something skewed them
+        DELETE FROM share_rank_bucket_groups WHERE week_start = v_week;
         DELETE FROM share_daily_best WHERE day >= v_week AND day < v_week + 7;
         DELETE FROM blocks_found WHERE week_start = v_week;
         DELETE FROM network_difficulty_changes

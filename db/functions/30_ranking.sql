@@ -18,6 +18,14 @@ COMMENT ON FUNCTION check_user_id(text) IS
     'Returns p_user_id when it is a valid user id (1-128 characters); raises LTU01 otherwise.';
 GRANT EXECUTE ON FUNCTION check_user_id(text) TO lottery_web;
 
+CREATE OR REPLACE FUNCTION rank_bucket_group(p_rank_bucket integer)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT p_rank_bucket >> 6 $$;  -- an arithmetic shift: floor(bucket / 64), negative buckets too
+COMMENT ON FUNCTION rank_bucket_group(integer) IS
+    'The group of a rank bucket in share_rank_bucket_groups: 64 consecutive buckets, floor(rank_bucket / 64). Migration 0006 filled the groups with the same shift.';
+GRANT EXECUTE ON FUNCTION rank_bucket_group(integer) TO lottery_web, lottery_bi;
+
 CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,
                                          p_now timestamptz DEFAULT now())
 RETURNS TABLE (rank bigint, participants bigint)
@@ -30,18 +38,23 @@ DECLARE
 BEGIN
     PERFORM check_user_id(p_user_id);
     SELECT * INTO v_me FROM share_weekly_best WHERE week_start = v_week AND user_id = p_user_id;
-    -- Whole buckets above the user's are summed, not counted row by row: the
-    -- cost is the number of buckets (a few thousand), not the rank.
-    SELECT coalesce(sum(b.participants), 0)::bigint,
-           coalesce(sum(b.participants) FILTER (WHERE b.rank_bucket > v_me.rank_bucket), 0)::bigint
+    -- Participants ahead are summed, not counted row by row: whole groups of
+    -- buckets above the user's group (a hundred rows at a million participants),
+    -- then whole buckets above the user's inside its group (at most 63).
+    SELECT coalesce(sum(g.participants), 0)::bigint,
+           coalesce(sum(g.participants) FILTER (WHERE g.bucket_group > rank_bucket_group(v_me.rank_bucket)), 0)::bigint
     INTO participants, v_above
-    FROM share_rank_buckets b WHERE b.week_start = v_week;
+    FROM share_rank_bucket_groups g WHERE g.week_start = v_week;
     IF v_me.user_id IS NULL THEN
         rank := 0;
     ELSE
         -- Inside the user's own bucket, the draw's order: best DESC, then first
         -- reached ASC, then user id ASC, counted on the rank index.
         rank := 1 + v_above
+            + (SELECT coalesce(sum(b.participants), 0)::bigint FROM share_rank_buckets b
+               WHERE b.week_start = v_week AND b.rank_bucket > v_me.rank_bucket
+                 AND b.rank_bucket < v_me.rank_bucket + 64  -- a key range as wide as a group, then the group
+                 AND rank_bucket_group(b.rank_bucket) = rank_bucket_group(v_me.rank_bucket))
             + (SELECT count(*) FROM share_weekly_best o
                WHERE o.week_start = v_week AND o.rank_bucket = v_me.rank_bucket
                  AND o.best_difficulty > v_me.best_difficulty)
@@ -65,11 +78,15 @@ BEGIN
     UPDATE share_rank_buckets b SET participants = b.participants - gone.n
     FROM (SELECT week_start, rank_bucket, count(*) AS n FROM removed_rows GROUP BY 1, 2) AS gone
     WHERE b.week_start = gone.week_start AND b.rank_bucket = gone.rank_bucket;
+    UPDATE share_rank_bucket_groups g SET participants = g.participants - gone.n
+    FROM (SELECT week_start, rank_bucket_group(rank_bucket) AS bucket_group, count(*) AS n
+          FROM removed_rows GROUP BY 1, 2) AS gone
+    WHERE g.week_start = gone.week_start AND g.bucket_group = gone.bucket_group;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION drop_rank_bucket_members() IS
-    'Statement trigger on share_weekly_best: deleted rows (rebuild_share_aggregates) leave their rank buckets. Inserts and updates move buckets in the ingest trigger itself.';
+    'Statement trigger on share_weekly_best: deleted rows (rebuild_share_aggregates) leave their rank buckets and bucket groups. Inserts and updates move them in the ingest trigger itself.';
 
 CREATE OR REPLACE FUNCTION clear_rank_buckets()
 RETURNS trigger
@@ -77,11 +94,12 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 BEGIN
     DELETE FROM share_rank_buckets;  -- not TRUNCATE: it may be in the same TRUNCATE statement
+    DELETE FROM share_rank_bucket_groups;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION clear_rank_buckets() IS
-    'Statement trigger on share_weekly_best: a TRUNCATE empties every rank bucket too.';
+    'Statement trigger on share_weekly_best: a TRUNCATE empties every rank bucket and bucket group too.';
 
 CREATE OR REPLACE TRIGGER rank_buckets_on_delete
     AFTER DELETE ON share_weekly_best
