@@ -8,8 +8,9 @@ Given an already populated database and a user with data there, starts
 loopback port and measures with wrk (Debian package `wrk`):
 
 * saturation, `wrk -t2 -c32 --latency`: the constant-JSON reference path (no
-  database: the framework's ceiling on this machine) and /api/games/weekly-data,
-  each with the web process's CPU per request;
+  database: the framework's ceiling on this machine), /healthz (one `SELECT 1`
+  through the pool: the ceiling of any endpoint that reads the database) and
+  /api/games/weekly-data, each with the web process's CPU per request;
 * /api/games/weekly-data paced at --rate requests/s: achieved rate, p50, p99, non-2xx,
   and how many cores the whole machine kept busy meanwhile (others' jobs included);
 * the web process's peak RSS over the whole run (VmHWM).
@@ -38,6 +39,7 @@ from web.auth import issue_token
 from web.config import Settings
 
 WEEKLY = "/api/games/weekly-data"
+ROUND_TRIP = "/healthz"               # one SELECT 1 through the pool
 THREADS, CONNECTIONS = 2, 32          # saturation
 PACED_CONNECTIONS = 10                # paced: enough that a slow request does not starve the schedule
 WARMUP_SECONDS = 2                    # fills the connection pool before anything is measured
@@ -242,7 +244,7 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
             log(f"  ! reference {reference_path} answered {reference.status_code}: not measured")
 
         plain = write_script(workdir / "plain.lua", token)
-        for path in ([reference_path] if has_reference else []) + [WEEKLY]:
+        for path in ([reference_path] if has_reference else []) + [ROUND_TRIP, WEEKLY]:
             log(f"  warm-up {WARMUP_SECONDS} s on {path}")
             run_wrk(base + path, plain, WARMUP_SECONDS, THREADS, CONNECTIONS)
 
@@ -254,13 +256,23 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
             rows.append((f"HTTP {reference_path} (constant JSON), saturation", ref.figure(),
                          f"same server ({stack}), no database; {cpu_per_request(web.pid, cpu, ref)}"
                          f"{ref.problems()}"))
+        def versus(result: WrkResult) -> str:
+            if ref is None:
+                return f"no reference ({reference_path} answered {reference.status_code})"
+            return f"constant JSON {ref.requests_per_s:,.0f} req/s: {result.requests_per_s / ref.requests_per_s:.2f}x"
+
+        log(f"  saturation: {ROUND_TRIP}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+        cpu = cpu_seconds(web.pid)
+        trip = run_wrk(base + ROUND_TRIP, plain, seconds, THREADS, CONNECTIONS)
+        rows.append((f"HTTP {ROUND_TRIP} (one SELECT 1), saturation", trip.figure(),
+                     f"{versus(trip)}; {cpu_per_request(web.pid, cpu, trip)}{trip.problems()}"))
         log(f"  saturation: {WEEKLY}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
         cpu = cpu_seconds(web.pid)
         sat = run_wrk(base + WEEKLY, plain, seconds, THREADS, CONNECTIONS)
-        versus = (f"constant JSON {ref.requests_per_s:,.0f} req/s: {sat.requests_per_s / ref.requests_per_s:.2f}x"
-                  if ref else f"no reference ({reference_path} answered {reference.status_code})")
         rows.append((f"HTTP {WEEKLY}, saturation", sat.figure(),
-                     f"{versus}; {cpu_per_request(web.pid, cpu, sat)}{sat.problems()}"))
+                     f"{versus(sat)}; SELECT 1 {trip.requests_per_s:,.0f} req/s: "
+                     f"{sat.requests_per_s / trip.requests_per_s:.2f}x; "
+                     f"{cpu_per_request(web.pid, cpu, sat)}{sat.problems()}"))
 
         # One wrk thread: 1,000 req/s is light work for it, and it keeps one schedule.
         paced_script = write_script(workdir / "paced.lua", token, rate, 1, PACED_CONNECTIONS)
