@@ -85,8 +85,9 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 """
 
-# N participants x M shares, as the ingest trigger would have left them: each
-# day's best is the largest of that day's share difficulties (Pareto from 1,000).
+# N participants x M shares, as the ingest trigger would have left them (bests,
+# rank buckets and their groups): each day's best is the largest of that day's
+# share difficulties (Pareto from 1,000).
 SCALE_SQL = [
     """INSERT INTO share_daily_best (user_id, day, best_difficulty, best_at, best_hash, share_count)
        SELECT 'miner' || u, %(week)s::date + d,
@@ -105,6 +106,9 @@ SCALE_SQL = [
        ORDER BY user_id, best_difficulty DESC, best_at""",
     """INSERT INTO share_rank_buckets (week_start, rank_bucket, participants)
        SELECT week_start, rank_bucket, count(*) FROM share_weekly_best WHERE week_start = %(week)s GROUP BY 1, 2""",
+    """INSERT INTO share_rank_bucket_groups (week_start, bucket_group, participants)
+       SELECT week_start, rank_bucket_group(rank_bucket), sum(participants) FROM share_rank_buckets
+       WHERE week_start = %(week)s GROUP BY 1, 2""",
     """INSERT INTO event_weeks (week_start) VALUES (%(week)s) ON CONFLICT DO NOTHING""",
 ]
 
@@ -423,11 +427,12 @@ def measure(args) -> list[tuple[str, str, str]]:
         for statement in SCALE_SQL:
             conn.execute(statement, {"week": week, "users": args.participants, "shares": args.shares})
         conn.commit()
-        vacuum(conn, "share_daily_best", "share_weekly_best", "share_rank_buckets")
+        vacuum(conn, "share_daily_best", "share_weekly_best", "share_rank_buckets", "share_rank_bucket_groups")
         say(f"scale: generated in {time.perf_counter() - started:,.0f} s")
         size = conn.execute("SELECT pg_total_relation_size('share_daily_best')"
                             " + pg_total_relation_size('share_weekly_best')"
-                            " + pg_total_relation_size('share_rank_buckets')").fetchone()[0]
+                            " + pg_total_relation_size('share_rank_buckets')"
+                            " + pg_total_relation_size('share_rank_bucket_groups')").fetchone()[0]
         conn.commit()
         rows.append((f"aggregates on disk, {args.participants:,} participants", f"{size / 2**30:,.2f} GiB",
                      f"{size / args.participants:,.0f} bytes per participant-week, indexes included"))
@@ -437,7 +442,7 @@ def measure(args) -> list[tuple[str, str, str]]:
             # Live ranks as they are read while shares arrive: the pages the ingest
             # just updated are not all-visible, so counting inside a bucket visits the heap.
             measure_live_rank(conn, rows, week, "right after ingest, before VACUUM")
-            vacuum(conn, "share_daily_best", "share_weekly_best", "share_rank_buckets")
+            vacuum(conn, "share_daily_best", "share_weekly_best", "share_rank_buckets", "share_rank_bucket_groups")
         measure_reads(conn, url, rows, args.participants, week, args.http_seconds)
         if args.http_seconds:
             from bench.http import measure_http

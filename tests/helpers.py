@@ -68,7 +68,7 @@ def rank_bucket_counts(conn):
                         " WHERE participants <> 0 ORDER BY 1, 2, 3").fetchall()
     counted = conn.execute("SELECT 'bucket', week_start, rank_bucket, count(*) FROM share_weekly_best"
                            " GROUP BY 2, 3 UNION ALL"
-                           " SELECT 'group', week_start, rank_bucket >> 6, count(*) FROM share_weekly_best"
+                           " SELECT 'group', week_start, rank_bucket >> 7, count(*) FROM share_weekly_best"
                            " GROUP BY 2, 3 ORDER BY 1, 2, 3").fetchall()
     return kept, counted
 

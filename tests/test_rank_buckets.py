@@ -28,9 +28,9 @@ def live_ranks(db, week=WEEK):
 
 def test_live_rank_equals_a_plain_count_across_bucket_edges_and_ties(db):
     rng = random.Random(11)
-    # Difficulties on both sides of bucket edges (exp(k/200)), exact ties, and
+    # Difficulties on both sides of bucket edges (exp(k/2000)), exact ties, and
     # improvements that move users between buckets over several batches.
-    edges = [math.exp(k / 200) for k in range(1380, 1400)]
+    edges = [math.exp(k / 2000) for k in range(13800, 13820)]
     values = [e * f for e in edges for f in (0.999999999, 1.0, 1.000000001)] + [5000.0] * 5
     for batch in range(6):
         insert_events(db, [share(f"u{rng.randrange(90)}", rng.choice(values),
@@ -45,17 +45,17 @@ def test_live_rank_equals_a_plain_count_across_bucket_edges_and_ties(db):
 
 
 def test_live_rank_sums_whole_groups_then_buckets_then_counts(db):
-    """Bests spread over many bucket groups (64 buckets, 32% wide each), with
+    """Bests spread over many bucket groups (128 buckets, 6.6% wide each), with
     neighbours on both sides of group edges, negative buckets (best < 1) and
     users sharing a bucket: every live rank is the plain count's."""
     rng = random.Random(5)
-    group_edges = [math.exp(64 * g / 200) for g in range(-3, 40, 4)]  # bucket 64g starts group g
+    group_edges = [math.exp(128 * g / 2000) for g in range(-30, 400, 40)]  # bucket 128g starts group g
     values = [e * f for e in group_edges for f in (0.99, 0.999999999, 1.0, 1.000000001, 1.2)] + [0.5, 0.01]
     insert_events(db, [share(f"u{i}", value, f"2026-11-{16 + i % 7} {i % 24:02d}:00")
                        for i, value in enumerate(rng.sample(values, len(values)))])
-    # floor(bucket / 64), negative buckets included
-    assert db.execute("SELECT rank_bucket_group(-65), rank_bucket_group(-64), rank_bucket_group(-1),"
-                      " rank_bucket_group(0), rank_bucket_group(63), rank_bucket_group(64)").fetchone() == \
+    # floor(bucket / 128), negative buckets included
+    assert db.execute("SELECT rank_bucket_group(-129), rank_bucket_group(-128), rank_bucket_group(-1),"
+                      " rank_bucket_group(0), rank_bucket_group(127), rank_bucket_group(128)").fetchone() == \
         (-2, -1, -1, 0, 0, 1)
     kept, counted = rank_bucket_counts(db)
     groups = {key for level, _, key, _ in counted if level == "group"}
@@ -70,11 +70,11 @@ def test_a_better_share_moves_the_user_to_its_new_bucket(db):
     add_shares(db, ("alice", 30.0, "2026-11-17 00:00"))
     assert db.execute("SELECT rank FROM get_live_rank('alice', %s)", (WEEK,)).fetchone() == (1,)
     kept, counted = rank_bucket_counts(db)
-    buckets = [math.floor(math.log(20.0) * 200), math.floor(math.log(30.0) * 200)]  # 599 and 680
+    buckets = [math.floor(math.log(20.0) * 2000), math.floor(math.log(30.0) * 2000)]  # 5991 and 6802
     assert kept == counted == [("bucket", date(2026, 11, 16), buckets[0], 1),
                                ("bucket", date(2026, 11, 16), buckets[1], 1),
-                               ("group", date(2026, 11, 16), buckets[0] // 64, 1),
-                               ("group", date(2026, 11, 16), buckets[1] // 64, 1)]
+                               ("group", date(2026, 11, 16), buckets[0] // 128, 1),
+                               ("group", date(2026, 11, 16), buckets[1] // 128, 1)]
 
 
 def test_rebuild_and_truncate_keep_the_buckets(db):

@@ -21,9 +21,9 @@ GRANT EXECUTE ON FUNCTION check_user_id(text) TO lottery_web;
 CREATE OR REPLACE FUNCTION rank_bucket_group(p_rank_bucket integer)
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT p_rank_bucket >> 6 $$;  -- an arithmetic shift: floor(bucket / 64), negative buckets too
+AS $$ SELECT p_rank_bucket >> 7 $$;  -- an arithmetic shift: floor(bucket / 128), negative buckets too
 COMMENT ON FUNCTION rank_bucket_group(integer) IS
-    'The group of a rank bucket in share_rank_bucket_groups: 64 consecutive buckets, floor(rank_bucket / 64). Migration 0006 filled the groups with the same shift.';
+    'The group of a rank bucket in share_rank_bucket_groups: 128 consecutive buckets, floor(rank_bucket / 128). Migration 0006 filled the groups with the same shift.';
 GRANT EXECUTE ON FUNCTION rank_bucket_group(integer) TO lottery_web, lottery_bi;
 
 CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,
@@ -39,8 +39,9 @@ BEGIN
     PERFORM check_user_id(p_user_id);
     SELECT * INTO v_me FROM share_weekly_best WHERE week_start = v_week AND user_id = p_user_id;
     -- Participants ahead are summed, not counted row by row: whole groups of
-    -- buckets above the user's group (a hundred rows at a million participants),
-    -- then whole buckets above the user's inside its group (at most 63).
+    -- buckets above the user's group (a few hundred rows at a million
+    -- participants), then whole buckets above the user's inside its group
+    -- (at most 127).
     SELECT coalesce(sum(g.participants), 0)::bigint,
            coalesce(sum(g.participants) FILTER (WHERE g.bucket_group > rank_bucket_group(v_me.rank_bucket)), 0)::bigint
     INTO participants, v_above
@@ -53,7 +54,7 @@ BEGIN
         rank := 1 + v_above
             + (SELECT coalesce(sum(b.participants), 0)::bigint FROM share_rank_buckets b
                WHERE b.week_start = v_week AND b.rank_bucket > v_me.rank_bucket
-                 AND b.rank_bucket < v_me.rank_bucket + 64  -- a key range as wide as a group, then the group
+                 AND b.rank_bucket < v_me.rank_bucket + 128  -- a key range as wide as a group, then the group
                  AND rank_bucket_group(b.rank_bucket) = rank_bucket_group(v_me.rank_bucket))
             + (SELECT count(*) FROM share_weekly_best o
                WHERE o.week_start = v_week AND o.rank_bucket = v_me.rank_bucket

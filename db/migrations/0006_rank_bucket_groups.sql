@@ -1,10 +1,28 @@
 -- depends: 0004_rank_buckets_and_event_facts
--- Live rank in a hundred rows, not thousands. At a million participants the
--- week has ~2,300 non-empty rank buckets, and summing all of them was most of
--- a weekly-data call. share_rank_bucket_groups holds the same counts summed
--- over runs of 64 consecutive buckets (rank_bucket_group), so a rank adds up
--- the groups above the user's, the buckets above it inside its group, and a
--- count inside its bucket. The ingest trigger keeps both levels.
+-- Live rank within milliseconds while shares arrive, at a million participants.
+--
+-- 0004's buckets were 0.5% wide and held up to ~2,000 participants each at a
+-- million; counting inside one visits the heap for every row an ingest batch
+-- has touched since the last VACUUM (index-only scans need all-visible pages),
+-- which took a live rank past 5 ms under ingest. Buckets are now ten times
+-- finer (0.05%: a few hundred participants at most), and there are ten times
+-- more of them, so share_rank_bucket_groups holds the counts summed over runs
+-- of 128 consecutive buckets (rank_bucket_group). A rank adds up the groups
+-- above the user's, the buckets above it inside its group, and a count inside
+-- its bucket. The ingest trigger keeps both levels.
+ALTER TABLE share_weekly_best DROP COLUMN rank_bucket;  -- and share_weekly_best_rank_idx with it
+ALTER TABLE share_weekly_best
+    ADD COLUMN rank_bucket integer GENERATED ALWAYS AS (floor(ln(best_difficulty) * 2000)::integer) STORED;
+-- Before its next update a row's bucket was on the old scale; the ingest
+-- upsert sets prev_rank_bucket from rank_bucket before it returns it.
+UPDATE share_weekly_best SET prev_rank_bucket = NULL WHERE prev_rank_bucket IS NOT NULL;
+CREATE INDEX share_weekly_best_rank_idx
+    ON share_weekly_best (week_start, rank_bucket DESC, best_difficulty DESC, best_at, user_id);
+
+DELETE FROM share_rank_buckets;
+INSERT INTO share_rank_buckets (week_start, rank_bucket, participants)
+SELECT week_start, rank_bucket, count(*) FROM share_weekly_best GROUP BY 1, 2;
+
 CREATE TABLE share_rank_bucket_groups (
     week_start    date    NOT NULL,
     bucket_group  integer NOT NULL,
@@ -14,4 +32,4 @@ CREATE TABLE share_rank_bucket_groups (
     PRIMARY KEY (week_start, bucket_group)
 );
 INSERT INTO share_rank_bucket_groups (week_start, bucket_group, participants)
-SELECT week_start, rank_bucket >> 6, sum(participants) FROM share_rank_buckets GROUP BY 1, 2;
+SELECT week_start, rank_bucket >> 7, sum(participants) FROM share_rank_buckets GROUP BY 1, 2;
