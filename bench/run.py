@@ -35,6 +35,7 @@ import argparse
 import datetime as dt
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -324,20 +325,25 @@ def measure_live_rank(conn, rows: Progress, week: dt.date, state: str) -> None:
         UNION ALL
         (SELECT user_id FROM share_weekly_best WHERE week_start = %(week)s
          ORDER BY rank_bucket, best_difficulty, best_at DESC, user_id DESC LIMIT 200)""", {"week": week})]
-    conn.execute("SELECT rank FROM get_live_rank(%s, %s)", (sample[0], week), prepare=True)  # plan once
-    ms = []
-    for user in sample:  # as a client sees it: one prepared statement, one round trip each
+    def live_rank_ms(user: str) -> float:
+        """As a client sees it: one prepared statement, one round trip."""
         started = time.perf_counter()
         conn.execute("SELECT rank FROM get_live_rank(%s, %s)", (user, week), prepare=True).fetchone()
-        ms.append(1000 * (time.perf_counter() - started))
+        return 1000 * (time.perf_counter() - started)
+
+    live_rank_ms(sample[0])  # plan once
+    timings = sorted(((live_rank_ms(user), user) for user in sample), reverse=True)
+    # The slowest users again: a user whose rank is costly stays slow, a stall
+    # of the machine or of this client does not.
+    again = max(statistics.median(live_rank_ms(user) for _ in range(5)) for _, user in timings[:20])
     conn.commit()
-    ms.sort()
+    ms = sorted(t for t, _ in timings)
     participants = conn.execute("SELECT count(*) FROM share_weekly_best WHERE week_start = %s",
                                 (week,)).fetchone()[0]
     conn.commit()
     rows.append((f"live rank, {participants:,} participants, {state}", f"p50 {ms[len(ms) // 2]:.2f} ms",
-                 f"p99 {ms[int(len(ms) * 0.99)]:.2f} ms, max {ms[-1]:.2f} ms over {len(ms):,} users,"
-                 " round trip included"))
+                 f"p99 {ms[int(len(ms) * 0.99)]:.2f} ms, max {ms[-1]:.2f} ms over {len(ms):,} users"
+                 f" (the 20 slowest re-timed: {again:.2f} ms at most, median of 5), round trip included"))
 
 
 # --- 4. the draw ---------------------------------------------------------------

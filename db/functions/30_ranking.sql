@@ -49,13 +49,13 @@ BEGIN
     IF v_me.user_id IS NULL THEN
         rank := 0;
     ELSE
-        -- Inside the user's own bucket, the draw's order: best DESC, then first
-        -- reached ASC, then user id ASC, counted on the rank index.
         rank := 1 + v_above
             + (SELECT coalesce(sum(b.participants), 0)::bigint FROM share_rank_buckets b
                WHERE b.week_start = v_week AND b.rank_bucket > v_me.rank_bucket
                  AND b.rank_bucket < v_me.rank_bucket + 128  -- a key range as wide as a group, then the group
                  AND rank_bucket_group(b.rank_bucket) = rank_bucket_group(v_me.rank_bucket))
+            -- Inside the user's own bucket, the draw's order: best DESC, then
+            -- first reached ASC, then user id ASC, counted on the rank index.
             + (SELECT count(*) FROM share_weekly_best o
                WHERE o.week_start = v_week AND o.rank_bucket = v_me.rank_bucket
                  AND o.best_difficulty > v_me.best_difficulty)

@@ -13,9 +13,8 @@
 ALTER TABLE share_weekly_best DROP COLUMN rank_bucket;  -- and share_weekly_best_rank_idx with it
 ALTER TABLE share_weekly_best
     ADD COLUMN rank_bucket integer GENERATED ALWAYS AS (floor(ln(best_difficulty) * 2000)::integer) STORED;
--- Before its next update a row's bucket was on the old scale; the ingest
--- upsert sets prev_rank_bucket from rank_bucket before it returns it.
-UPDATE share_weekly_best SET prev_rank_bucket = NULL WHERE prev_rank_bucket IS NOT NULL;
+-- prev_rank_bucket keeps old-scale values, unread: the ingest upsert sets it
+-- from rank_bucket in the very UPDATE that returns it.
 CREATE INDEX share_weekly_best_rank_idx
     ON share_weekly_best (week_start, rank_bucket DESC, best_difficulty DESC, best_at, user_id);
 
