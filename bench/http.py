@@ -256,6 +256,7 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
             rows.append((f"HTTP {reference_path} (constant JSON), saturation", ref.figure(),
                          f"same server ({stack}), no database; {cpu_per_request(web.pid, cpu, ref)}"
                          f"{ref.problems()}"))
+
         def versus(result: WrkResult) -> str:
             if ref is None:
                 return f"no reference ({reference_path} answered {reference.status_code})"

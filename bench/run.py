@@ -325,6 +325,7 @@ def measure_live_rank(conn, rows: Progress, week: dt.date, state: str) -> None:
         UNION ALL
         (SELECT user_id FROM share_weekly_best WHERE week_start = %(week)s
          ORDER BY rank_bucket, best_difficulty, best_at DESC, user_id DESC LIMIT 200)""", {"week": week})]
+
     def live_rank_ms(user: str) -> float:
         """As a client sees it: one prepared statement, one round trip."""
         started = time.perf_counter()
