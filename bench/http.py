@@ -182,30 +182,12 @@ def uvicorn_stack() -> str:
     return f"{loop} + {'httptools' if have('httptools') else 'h11'}"
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of the process so far: the web process's own cost per request
-    holds steady when others load the shared cores, unlike requests/s."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_per_request(pid: int, before: float | None, result: WrkResult) -> str:
-    after = cpu_seconds(pid)
-    if before is None or after is None or not result.requests:
+def cpu_per_request(before: float, after: float, result: WrkResult) -> str:
+    """The web process's own CPU per request (bench.soak.cpu_seconds before and after):
+    it holds steady when others load the shared cores, unlike requests/s."""
+    if not result.requests:
         return ""
     return f"web process {(after - before) * 1000 / result.requests:.2f} ms CPU/request; "
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all cores spent on anything but idle and iowait, from /proc/stat."""
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret: str | None = None,
@@ -213,7 +195,7 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
     """(measure, figure, reference) rows, as bench/run.py prints them; progress on stderr."""
     # Late imports: bench.soak imports bench.run, which may import this module at its top.
     from bench.run import Progress
-    from bench.soak import log, rss_bytes, status_bytes, stop_web, wait_healthy
+    from bench.soak import cpu_seconds, log, machine_cpu, rss_bytes, status_bytes, stop_web, wait_healthy
 
     secret = jwt_secret or secrets.token_hex(32)
     token = issue_token(user_id, ttl_seconds=max(3600, 4 * seconds + 600),
@@ -254,7 +236,7 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
             cpu = cpu_seconds(web.pid)
             ref = run_wrk(base + reference_path, plain, seconds, THREADS, CONNECTIONS)
             rows.append((f"HTTP {reference_path} (constant JSON), saturation", ref.figure(),
-                         f"same server ({stack}), no database; {cpu_per_request(web.pid, cpu, ref)}"
+                         f"same server ({stack}), no database; {cpu_per_request(cpu, cpu_seconds(web.pid), ref)}"
                          f"{ref.problems()}"))
 
         def versus(result: WrkResult) -> str:
@@ -266,24 +248,23 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
         cpu = cpu_seconds(web.pid)
         trip = run_wrk(base + ROUND_TRIP, plain, seconds, THREADS, CONNECTIONS)
         rows.append((f"HTTP {ROUND_TRIP} (one SELECT 1), saturation", trip.figure(),
-                     f"{versus(trip)}; {cpu_per_request(web.pid, cpu, trip)}{trip.problems()}"))
+                     f"{versus(trip)}; {cpu_per_request(cpu, cpu_seconds(web.pid), trip)}{trip.problems()}"))
         log(f"  saturation: {WEEKLY}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
         cpu = cpu_seconds(web.pid)
         sat = run_wrk(base + WEEKLY, plain, seconds, THREADS, CONNECTIONS)
         rows.append((f"HTTP {WEEKLY}, saturation", sat.figure(),
                      f"{versus(sat)}; SELECT 1 {trip.requests_per_s:,.0f} req/s: "
                      f"{sat.requests_per_s / trip.requests_per_s:.2f}x; "
-                     f"{cpu_per_request(web.pid, cpu, sat)}{sat.problems()}"))
+                     f"{cpu_per_request(cpu, cpu_seconds(web.pid), sat)}{sat.problems()}"))
 
         # One wrk thread: 1,000 req/s is light work for it, and it keeps one schedule.
         paced_script = write_script(workdir / "paced.lua", token, rate, 1, PACED_CONNECTIONS)
         log(f"  paced: {WEEKLY} at {rate:,.0f} req/s, wrk -t1 -c{PACED_CONNECTIONS} -d{seconds}s")
-        busy = machine_busy_seconds()
+        busy, _ = machine_cpu()
         paced = run_wrk(base + WEEKLY, paced_script, seconds, 1, PACED_CONNECTIONS)
         # The tail follows how busy the shared cores were, whoever kept them busy.
-        after = machine_busy_seconds()
-        load = (f", machine busy {(after - busy) / seconds:.1f} of {os.cpu_count()} cores"
-                if busy is not None and after is not None else "")
+        load = (f", machine busy {(machine_cpu()[0] - busy) / os.sysconf('SC_CLK_TCK') / seconds:.1f}"
+                f" of {os.cpu_count()} cores")
         rows.append((f"HTTP {WEEKLY} paced at {rate:,.0f} req/s",
                      f"p50 {fmt_ms(paced.p50_ms)}, p99 {fmt_ms(paced.p99_ms)}",
                      f"{paced.requests_per_s:,.0f} req/s achieved{load}, {paced.problems()}"))
