@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-TRUEDIFFONE = 0xFFFF << 208
+from core.rules import TRUEDIFFONE
 
 
 def write_log(path: Path, lines: int, users: int, seed: int, week_start: dt.datetime) -> dict:

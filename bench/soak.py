@@ -64,7 +64,7 @@ from web.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
-TRUEDIFFONE = 0xFFFF * 2**208
+from core.rules import TRUEDIFFONE
 GAMES = ("hammer", "horse_race", "slots", "scratch_card")
 POOL_DIFFS = (1, 256, 1024, 4096, 65536, 500_000)
 REJECTED = 0.02          # share of shares with accepted=false (never counted)

@@ -15,7 +15,7 @@ status                  the open week, its live participants and shares, the
                         last draw, the next scheduled draw and pg_cron's jobs.
 ingest FILE|-           bulk-load a JSON-lines event log into mining_events.
 demo                    generate and load a believable week of pool activity.
-token --user ID         print a JWT for local use (web.auth.issue_token).
+token --user ID         print a JWT for local use (core.tokens.issue_token).
 welcome [--port 8000]   a token and curl lines for the local API (`make run`).
 
 Errors from the database are printed as `error SQLSTATE: message` and
@@ -113,13 +113,12 @@ from typing import IO, Callable, Iterable, Sequence
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from core.rules import TRUEDIFFONE
+from core.tokens import issue_token
 from db import apply as db_apply
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-
-# ckpool's truediffone: the hash of a difficulty-1 share.
-TRUEDIFFONE = 0xFFFF << 208
 
 EPOCH_TEXT_RE = re.compile(r"\d{1,12}(\.\d{1,9})?")
 CKPOOL_DATE_RE = re.compile(r"(\d{1,12}),(\d{1,9})")
@@ -1211,10 +1210,6 @@ def cmd_demo(args, url: str) -> int:
 
 def cmd_token(args, _url: str | None) -> int:
     try:
-        from web.auth import issue_token
-    except ImportError as exc:
-        raise CliError(f"web.auth.issue_token is not available: {exc}") from exc
-    try:
         token = issue_token(args.user, admin=args.admin, ttl_seconds=args.ttl)
     except Exception as exc:  # configuration problems (JWT_SECRET unset, bad key, ...)
         raise CliError(f"cannot issue a token: {exc}") from exc
@@ -1267,9 +1262,8 @@ def cmd_welcome(args, url: str) -> int:
     user = user or "alice"
     token = None
     try:
-        from web.auth import issue_token
         token = issue_token(user, ttl_seconds=args.ttl)
-    except Exception as exc:  # no web.auth or no JWT_SECRET: the rest is still useful
+    except Exception as exc:  # no JWT_SECRET: the rest is still useful
         print(f"note: no token ({exc}); set JWT_SECRET and run `lottery token --user {user}`", file=sys.stderr)
 
     auth = '-H "Authorization: Bearer $TOKEN" '
@@ -1389,7 +1383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser(
         "token", parents=[common], help="print a JWT for local use",
-        description="Print a JWT signed with JWT_SECRET / JWT_ALGORITHM (web.auth.issue_token), "
+        description="Print a JWT signed with JWT_SECRET / JWT_ALGORITHM (core.tokens.issue_token), "
                     "for curl and the frontend in development. Needs no database.")
     token.add_argument("--user", required=True, metavar="ID", help="the user id (the token's sub)")
     token.add_argument("--admin", action="store_true", help="an admin token")

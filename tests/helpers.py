@@ -13,7 +13,7 @@ from yoyo import get_backend, read_migrations
 
 from db import apply as db_apply
 
-TRUEDIFFONE = 0xFFFF * 2**208
+from core.rules import TRUEDIFFONE  # noqa: F401  (tests import it from here)
 
 
 def utc(text: str) -> datetime:

@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from db import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-TRUEDIFFONE = 0xFFFF << 208
+from core.rules import TRUEDIFFONE
 UTC = dt.timezone.utc
 
 

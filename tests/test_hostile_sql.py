@@ -1,7 +1,7 @@
 """Hostile input to every SQL function of db/functions/: NaN, ±Infinity, negative and
 extreme numbers, the ends of the calendar, empty and 10 KB strings, SQL fragments,
 JSON of the wrong type, deep nesting. A call either returns or raises a documented
-SQLSTATE (db/sqlstates.tsv) or one of the few standard data exceptions listed in
+SQLSTATE (core/sqlstates.tsv) or one of the few standard data exceptions listed in
 ALLOWED_STANDARD; anything else (XX000, 0A000, 42xxx, a statement timeout) fails.
 
 Every function of the public schema that takes an argument is tested; the list comes
@@ -57,7 +57,7 @@ DERANDOMIZE = not os.environ.get("HOSTILE_RANDOM")
 
 
 def documented_sqlstates() -> set[str]:
-    lines = [line for line in (ROOT / "db" / "sqlstates.tsv").read_text().splitlines()
+    lines = [line for line in (ROOT / "core" / "sqlstates.tsv").read_text().splitlines()
              if line and not line.startswith("#")]
     header, *rows = (line.split("\t") for line in lines)
     assert header[0] == "code"
@@ -278,7 +278,7 @@ GENERATORS: dict[str, Gen] = {
 # Ordinary values by argument or column name, where the type's typical value would
 # stop the function at its first check; with several, the boundary sweep runs with each
 # (every game's branch of game_view meets every hostile p_data).
-GAME_TYPES = ["hammer", "horse_race", "slots", "scratch_card"]
+from core.rules import GAME_TYPES
 TYPICAL_BY_NAME = {"p_game_type": GAME_TYPES, "p_event_type": ["share_submitted", "new_block_network", "block_found"],
                    "game_type": ["slots"], "game_played": ["slots"], "status": ["completed"],
                    "p_hash": [HEX64], "p_text": ["2026-11-16"], "p_limit": [20], "p_offset": [0],

@@ -1,4 +1,4 @@
-"""db/sqlstates.tsv is the one registry of the SQLSTATEs the functions raise."""
+"""core/sqlstates.tsv is the one registry of the SQLSTATEs the functions raise."""
 
 import re
 from pathlib import Path
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def registry() -> dict[str, int]:
-    rows = [line.split("\t") for line in (ROOT / "db" / "sqlstates.tsv").read_text().splitlines()
+    rows = [line.split("\t") for line in (ROOT / "core" / "sqlstates.tsv").read_text().splitlines()
             if line and not line.startswith("#")]
     header, *body = rows
     assert header[:2] == ["code", "http"]

@@ -1,4 +1,4 @@
-"""Bearer JWT: verification for requests and sockets, and issue_token for `make token`."""
+"""Bearer JWT: verification for requests and sockets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
+
+from core import tokens
 
 from web.config import HMAC_ALGORITHMS, Settings
 from web.errors import ApiError
@@ -100,16 +102,5 @@ def require_admin(request) -> User:
 
 def issue_token(user_id: str, admin: bool = False, ttl_seconds: int = 86400,
                 *, settings: Settings | None = None) -> str:
-    """A signed token for `user_id`, with JWT_SECRET (HMAC) or JWT_PRIVATE_KEY
-    (RS*/ES*/PS*/EdDSA) and JWT_ALGORITHM from the environment unless `settings` is given."""
-    settings = settings or Settings.from_env()
-    alg = settings.jwt_algorithm
-    key = settings.jwt_secret if alg in HMAC_ALGORITHMS else settings.jwt_private_key
-    if not key:
-        raise RuntimeError("JWT_SECRET is not set" if alg in HMAC_ALGORITHMS
-                           else f"JWT_PRIVATE_KEY is needed to sign {alg} tokens")
-    now = int(time.time())
-    claims = {"sub": user_id, "iat": now, "exp": now + int(ttl_seconds)}
-    if admin:
-        claims["admin"] = True
-    return jwt.encode(claims, key, algorithm=alg)
+    """core.tokens.issue_token with the web layer's Settings (tests sign with them)."""
+    return tokens.issue_token(user_id, admin, ttl_seconds, settings=settings.tokens if settings else None)

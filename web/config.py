@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping
 
-HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
-ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                         "ES256", "ES384", "ES512", "EdDSA"}
-
-
-def _pem(value: str | None) -> str | None:
-    """A PEM key given inline, or the path of a file holding it."""
-    if not value:
-        return None
-    if "-----BEGIN" in value:
-        return value.replace("\\n", "\n")  # one-line env values often carry literal \n
-    return Path(value).read_text()
+from core.tokens import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, TokenSettings, pem
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -61,8 +49,8 @@ class Settings:
             database_role=env.get("DATABASE_ROLE", "lottery_web") or None,
             jwt_algorithm=env.get("JWT_ALGORITHM") or "HS256",
             jwt_secret=env.get("JWT_SECRET") or None,
-            jwt_public_key=_pem(env.get("JWT_PUBLIC_KEY")),
-            jwt_private_key=_pem(env.get("JWT_PRIVATE_KEY")),
+            jwt_public_key=pem(env.get("JWT_PUBLIC_KEY")),
+            jwt_private_key=pem(env.get("JWT_PRIVATE_KEY")),
             cors_origins=origins,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 16 * 1024),
             pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
@@ -85,6 +73,10 @@ class Settings:
                 raise RuntimeError(f"JWT_PUBLIC_KEY is required with JWT_ALGORITHM={alg}")
         else:
             raise RuntimeError(f"unsupported JWT_ALGORITHM {alg!r}")
+
+    @property
+    def tokens(self) -> TokenSettings:
+        return TokenSettings(self.jwt_algorithm, self.jwt_secret, self.jwt_public_key, self.jwt_private_key)
 
     @property
     def read_url(self) -> str | None:

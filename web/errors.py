@@ -1,20 +1,19 @@
 """Errors as JSON {"code", "message", "hint"?}. SQL errors carry their own SQLSTATE;
-db/sqlstates.tsv is the one table of our codes and their HTTP status."""
+core/sqlstates.tsv is the one table of our codes and their HTTP status."""
 
 from __future__ import annotations
 
-import csv
 import logging
-from pathlib import Path
 
 import psycopg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from core import sqlstates
+
 log = logging.getLogger("web")
 
-SQLSTATES_TSV = Path(__file__).resolve().parent.parent / "db" / "sqlstates.tsv"
 
 # Standard PostgreSQL codes that bad input or an outage can raise; the rest is a bug (500).
 STANDARD_SQLSTATES: dict[str, tuple[int, str]] = {
@@ -38,14 +37,8 @@ STANDARD_SQLSTATES: dict[str, tuple[int, str]] = {
 UNAVAILABLE_CLASSES = ("08",)  # connection exceptions
 
 
-def load_sqlstates(path: Path = SQLSTATES_TSV) -> dict[str, tuple[int, str]]:
-    """code -> (HTTP status, name) from the registry, '#' lines being comments."""
-    with path.open(newline="") as fh:
-        rows = csv.DictReader((line for line in fh if not line.startswith("#")), delimiter="\t")
-        return {row["code"]: (int(row["http"]), row["name"]) for row in rows}
-
-
-SQLSTATE_HTTP: dict[str, tuple[int, str]] = {**STANDARD_SQLSTATES, **load_sqlstates()}
+SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
+    **STANDARD_SQLSTATES, **{code: (s.http, s.name) for code, s in sqlstates.load().items()}}
 
 
 class ApiError(Exception):

@@ -8,8 +8,7 @@ from typing import Any, Iterable
 
 from starlette.routing import BaseRoute, Route
 
-GAME_TYPES = ["hammer", "horse_race", "slots", "scratch_card"]
-DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+from core.rules import DAYS, GAME_TYPES
 
 
 def _ref(name: str) -> dict:
@@ -139,7 +138,7 @@ SCHEMAS: dict[str, dict] = {
 }
 
 ERROR_TEXT = {
-    400: "invalid input (code names the problem, see db/sqlstates.tsv)",
+    400: "invalid input (code names the problem, see core/sqlstates.tsv)",
     401: "missing, invalid or expired bearer token",
     403: "the token lacks the admin claim",
     404: "no such draw",

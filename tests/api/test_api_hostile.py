@@ -37,7 +37,7 @@ HOSTILE = settings(max_examples=EXAMPLES, deadline=None, database=None,
 
 KB10 = 10 * 1024
 NUL_FREE = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
-GAME_TYPES = ["hammer", "horse_race", "slots", "scratch_card"]
+from core.rules import GAME_TYPES
 
 # --- hostile text, for path and query parameters ----------------------------------
 
