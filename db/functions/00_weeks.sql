@@ -71,6 +71,22 @@ COMMENT ON FUNCTION check_week(date) IS
     'The Monday of the week of p_week; raises LTW02 for NULL or an infinite date.';
 GRANT EXECUTE ON FUNCTION check_week(date) TO lottery_web, lottery_bi;
 
+CREATE OR REPLACE FUNCTION week_or_open(p_week date, p_now timestamptz DEFAULT now())
+RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT check_week(coalesce(p_week, lottery_week_at(p_now))) $$;
+COMMENT ON FUNCTION week_or_open(date, timestamptz) IS
+    'The Monday of the week of p_week, or of the open week (the week of p_now) when p_week is NULL: what every week parameter defaults to. Raises LTW02 for an infinite date.';
+GRANT EXECUTE ON FUNCTION week_or_open(date, timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION week_end_shown(p_week date)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT lottery_week_start_ts(p_week) + interval '7 days' - interval '1 second' $$;
+COMMENT ON FUNCTION week_end_shown(date) IS
+    'The end of the week of p_week as the frontend shows it (weekEnd): Sunday 23:59:59 UTC. The week itself runs to the next Monday 00:00 UTC, exclusive.';
+GRANT EXECUTE ON FUNCTION week_end_shown(date) TO lottery_web, lottery_bi;
+
 -- Parses the week parameter of URLs: a date (2026-11-18) or an ISO 8601
 -- timestamp (a timestamp without offset is read as UTC).
 CREATE OR REPLACE FUNCTION parse_week(p_text text)

@@ -26,13 +26,32 @@ COMMENT ON FUNCTION rank_bucket_group(integer) IS
     'The group of a rank bucket in share_rank_bucket_groups: 128 consecutive buckets, floor(rank_bucket / 128). Migration 0006 filled the groups with the same shift.';
 GRANT EXECUTE ON FUNCTION rank_bucket_group(integer) TO lottery_web, lottery_bi;
 
+CREATE OR REPLACE FUNCTION ranked_week(p_week date)
+RETURNS TABLE (rank bigint, user_id text, best_difficulty double precision, best_at timestamptz,
+               best_hash text, share_count bigint)
+LANGUAGE sql STABLE  -- no SECURITY DEFINER and no SET: so the draw's query inlines it
+AS $$
+    -- THE lottery order (CONTRACT 3): best difficulty DESC, then the time the user
+    -- first reached it ASC, then user id ASC. rank_bucket grows with
+    -- best_difficulty, so leading with it changes nothing in the order and lets
+    -- the rank index deliver the rows already sorted.
+    SELECT row_number() OVER (ORDER BY b.rank_bucket DESC, b.best_difficulty DESC, b.best_at, b.user_id),
+           b.user_id, b.best_difficulty, b.best_at, b.best_hash, b.share_count
+    FROM share_weekly_best b
+    WHERE b.week_start = lottery_week(p_week)
+    ORDER BY 1
+$$;
+COMMENT ON FUNCTION ranked_week(date) IS
+    'Every participant of the week of p_week in the lottery order (best difficulty DESC, first reached ASC, user id ASC) with their rank 1..N, best share and share count: the one definition of the ranking, read by the draw, the CLI and the benchmarks. Reads tables directly: for the owner and for SECURITY DEFINER functions.';
+REVOKE EXECUTE ON FUNCTION ranked_week(date) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,
                                          p_now timestamptz DEFAULT now())
 RETURNS TABLE (rank bigint, participants bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week date := check_week(coalesce(p_week_start, lottery_week_at(p_now)));
+    v_week date := week_or_open(p_week_start, p_now);
     v_me   share_weekly_best;
     v_above bigint;
 BEGIN

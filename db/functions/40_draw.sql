@@ -75,12 +75,8 @@ BEGIN
         DELETE FROM lottery_results WHERE draw_id = v_draw.id;
     END IF;
 
-    -- rank_bucket grows with best_difficulty, so leading with it changes
-    -- nothing in the order and lets the rank index deliver the rows sorted.
     WITH ranked AS (
-        SELECT b.*, row_number() OVER (ORDER BY b.rank_bucket DESC, b.best_difficulty DESC, b.best_at, b.user_id) AS rank
-        FROM share_weekly_best b
-        WHERE b.week_start = v_week
+        SELECT * FROM ranked_week(v_week)
     ), last_game AS (
         SELECT DISTINCT ON (user_id) user_id, game_type
         FROM game_sessions
@@ -129,7 +125,7 @@ BEGIN
         'data', jsonb_build_object(
             'drawId', v_draw.id,
             'weekStart', iso_utc(v_draw.week_start),
-            'weekEnd', iso_utc(v_draw.week_end - interval '1 second'),
+            'weekEnd', iso_utc(week_end_shown(v_week)),
             'totalParticipants', v_draw.total_participants,
             'totalShares', v_draw.total_shares))::text);
     RETURN v_draw;
@@ -139,6 +135,21 @@ COMMENT ON FUNCTION run_lottery_draw(date, timestamptz) IS
     'Draws the week containing p_week_start (default: the last week closed before p_now) and returns its lottery_draws row. Idempotent and safe under concurrency: a drawn week is returned as it is. Raises LTW01 for a week that has not closed.';
 GRANT EXECUTE ON FUNCTION run_lottery_draw(date, timestamptz) TO lottery_web;
 
+CREATE OR REPLACE FUNCTION due_draw_weeks(p_now timestamptz DEFAULT now())
+RETURNS SETOF date
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    SELECT e.week_start FROM event_weeks e
+    WHERE e.week_start + 7 <= lottery_week_at(p_now)
+      AND NOT EXISTS (SELECT FROM lottery_draws d
+                      WHERE d.week_start = lottery_week_start_ts(e.week_start)
+                        AND d.status = 'completed')
+    ORDER BY e.week_start
+$$;
+COMMENT ON FUNCTION due_draw_weeks(timestamptz) IS
+    'The weeks run_due_draws(p_now) would draw: closed before p_now, with events, and no completed draw; oldest first.';
+GRANT EXECUTE ON FUNCTION due_draw_weeks(timestamptz) TO lottery_web, lottery_bi;
+
 CREATE OR REPLACE FUNCTION run_due_draws(p_now timestamptz DEFAULT now())
 RETURNS SETOF lottery_draws
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
@@ -146,14 +157,7 @@ AS $$
 DECLARE
     v_week date;
 BEGIN
-    FOR v_week IN
-        SELECT e.week_start FROM event_weeks e
-        WHERE e.week_start + 7 <= lottery_week_at(p_now)
-          AND NOT EXISTS (SELECT FROM lottery_draws d
-                          WHERE d.week_start = lottery_week_start_ts(e.week_start)
-                            AND d.status = 'completed')
-        ORDER BY e.week_start
-    LOOP
+    FOR v_week IN SELECT w FROM due_draw_weeks(p_now) AS w LOOP
         RETURN NEXT run_lottery_draw(v_week, p_now);
     END LOOP;
 END

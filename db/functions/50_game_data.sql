@@ -23,7 +23,7 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week  date := check_week(coalesce(p_week_start, lottery_week_at(p_now)));
+    v_week  date := week_or_open(p_week_start, p_now);
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_end   timestamptz := v_start + interval '7 days';
     v_best  share_weekly_best;
@@ -53,7 +53,7 @@ BEGIN
 
     RETURN jsonb_build_object(
         'weekStart', iso_utc(v_start),
-        'weekEnd', iso_utc(v_end - interval '1 second'),
+        'weekEnd', iso_utc(week_end_shown(v_week)),
         'bestDifficulty', coalesce(v_best.best_difficulty, 0),
         'bestHash', coalesce(v_best.best_hash, ''),
         'networkDifficulty', v_network,

@@ -25,7 +25,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_now   timestamptz := coalesce(p_now, now());
-    v_week  date := check_week(coalesce(p_week_start, lottery_week_at(v_now)));
+    v_week  date := week_or_open(p_week_start, v_now);
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_session jsonb;
     v_created boolean;

@@ -25,7 +25,7 @@ AS $$
     SELECT jsonb_build_object(
         'id', p_draw.id,
         'weekStart', iso_utc(p_draw.week_start),
-        'weekEnd', iso_utc(p_draw.week_end - interval '1 second'),
+        'weekEnd', iso_utc(week_end_shown(lottery_week_at(p_draw.week_start))),
         'totalParticipants', p_draw.total_participants,
         'totalShares', p_draw.total_shares,
         'drawnAt', iso_utc_precise(p_draw.drawn_at),
