@@ -597,7 +597,7 @@ STAGE_COPY_SQL = "COPY ingest_staging (line_no, ts, event_type, payload) FROM ST
 LOAD_SQL = """
     INSERT INTO mining_events (ts, event_type, payload)
     SELECT ts, event_type, payload FROM ingest_staging
-    WHERE share_event_problem(event_type, payload) IS NULL
+    WHERE share_event_problem(event_type, payload, ts) IS NULL
     ORDER BY line_no
 """
 JUDGE_SQL = """
@@ -611,7 +611,7 @@ JUDGE_SQL = """
                               AND payload->'accepted' = 'true' AND forged),
            (array_agg(line_no ORDER BY line_no) FILTER (WHERE problem IS NOT NULL))[:%(shown)s],
            (array_agg(problem ORDER BY line_no) FILTER (WHERE problem IS NOT NULL))[:%(shown)s]
-    FROM (SELECT line_no, event_type, payload, share_event_problem(event_type, payload) AS problem,
+    FROM (SELECT line_no, event_type, payload, share_event_problem(event_type, payload, ts) AS problem,
                  share_is_forged(share_claimed_difficulty(payload), payload->>'hash') AS forged
           FROM ingest_staging
           OFFSET 0) AS judged  -- a fence: one share_event_problem() per line, not one per use

@@ -32,18 +32,28 @@ def share(user, sdiff, ts, *, accepted=True, worker="rig1", hash=None):
     return (ts if isinstance(ts, datetime) else utc(ts), "share_submitted", payload)
 
 
-def insert_events(conn, events) -> None:
-    """One multi-row INSERT: one batch for the aggregate trigger."""
+def fold_each_statement(conn) -> None:
+    """Events fold into the aggregates when their transaction commits; a test that reads
+    them back before committing asks for a fold at the end of each statement instead."""
+    conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def insert_events(conn, events, fold_now: bool = True) -> None:
+    """One multi-row INSERT, as upstream writes them (folded at once unless fold_now=False)."""
     events = list(events)
     if not events:
         return
+    if fold_now:
+        fold_each_statement(conn)
     values = ", ".join(["(%s, %s, %s)"] * len(events))
     params = [p for ts, kind, payload in events for p in (ts, kind, Jsonb(payload))]
     conn.execute(f"INSERT INTO mining_events (ts, event_type, payload) VALUES {values}", params)
 
 
-def copy_events(conn, events) -> None:
-    """COPY, as a bulk collector would load them."""
+def copy_events(conn, events, fold_now: bool = True) -> None:
+    """COPY, as a bulk collector would load them (folded at once unless fold_now=False)."""
+    if fold_now:
+        fold_each_statement(conn)
     with conn.cursor().copy("COPY mining_events (ts, event_type, payload) FROM STDIN") as copy:
         for ts, kind, payload in events:
             copy.write_row((ts, kind, json.dumps(payload)))

@@ -58,18 +58,20 @@ def test_share_lands_in_its_weeks_partition_and_is_aggregated_once(db):
         assert weekly_best(db, user) == [(monday, diff, 1)]
 
 
-def test_future_event_waits_in_default_then_moves_to_its_new_partition(db):
-    add_shares(db, ("far_future", 77.0, "2030-01-08 10:00"))
-    assert partition_of(db, "far_future") == ["mining_events_default"]
-    assert weekly_best(db, "far_future") == [(date(2030, 1, 7), 77.0, 1)]  # aggregated on arrival
+def test_event_of_a_week_without_partition_waits_in_default_then_moves_to_its_new_partition(db):
+    # A late share of a past week nobody made a partition for (a future one would be
+    # more than a day ahead of the clock, and so count nowhere).
+    add_shares(db, ("late", 77.0, "2025-06-10 10:00"))
+    assert partition_of(db, "late") == ["mining_events_default"]
+    assert weekly_best(db, "late") == [(date(2025, 6, 9), 77.0, 1)]  # aggregated on arrival
 
-    created = db.execute("SELECT * FROM ensure_event_partitions('2030-01-09 12:00+00')").fetchall()
+    created = db.execute("SELECT * FROM ensure_event_partitions('2025-06-11 12:00+00')").fetchall()
     assert created == [(f"mining_events_p{w:%Y%m%d}", w, 1 if i == 0 else 0)
-                       for i, w in enumerate(weeks("2030-01-07", 5))]
-    assert partition_of(db, "far_future") == ["mining_events_p20300107"]
-    assert weekly_best(db, "far_future") == [(date(2030, 1, 7), 77.0, 1)]  # moved, not counted again
-    add_shares(db, ("far_future", 5.0, "2030-01-10 10:00"))  # and the parent's trigger still follows
-    assert weekly_best(db, "far_future") == [(date(2030, 1, 7), 77.0, 2)]
+                       for i, w in enumerate(weeks("2025-06-09", 5))]
+    assert partition_of(db, "late") == ["mining_events_p20250609"]
+    assert weekly_best(db, "late") == [(date(2025, 6, 9), 77.0, 1)]  # moved, not counted again
+    add_shares(db, ("late", 5.0, "2025-06-12 10:00"))  # and the parent's trigger still follows
+    assert weekly_best(db, "late") == [(date(2025, 6, 9), 77.0, 2)]
 
 
 def test_a_week_overlapping_a_hand_made_partition_is_left_to_it(db):
@@ -225,7 +227,7 @@ def test_migration_leaves_a_timescaledb_hypertable_alone(before_0005):
     assert relkind(conn) == "r"
     assert conn.execute("SELECT to_regclass('mining_events_default')").fetchone() == (None,)
     assert conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'mining_events'::regclass"
-                        " AND NOT tgisinternal").fetchall() == [("aggregate_shares_row",)]
+                        " AND NOT tgisinternal").fetchall() == [("aggregate_shares",)]  # the same row trigger
     assert conn.execute("SELECT maintain_event_partitions()").fetchone()[0] == \
         {"partitioned": False, "created": [], "dropped": []}
     add_shares(conn, ("carol", 9.0, "2026-11-18 00:00"))

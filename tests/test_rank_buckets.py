@@ -115,17 +115,17 @@ def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
     assert kept == counted and sum(n for level, *_, n in kept if level == "group") == 40
 
 
-def test_only_a_user_days_best_claim_is_hash_checked(db):
-    """A forged claim below the user-day's best honest share changes nothing
-    the lottery ranks on, so it is not checked; a forged top claim is."""
+def test_every_claim_is_hash_checked_not_only_a_user_days_best(db):
+    """A forged claim below the user-day's best honest share counts nowhere either:
+    not in the share count, not as a ticket; it is tallied like a forged top claim."""
     insert_events(db, [share("carol", 1e6, "2026-11-16 01:00"),
                        share("carol", 10.0, "2026-11-16 02:00", hash=hash_for(5.0)),     # forged, not the top
                        share("dave", 1e9, "2026-11-16 01:00", hash=hash_for(50.0)),      # forged top
                        share("dave", 40.0, "2026-11-16 02:00")])
     rows = dict((u, (b, n)) for u, b, n in db.execute(
         "SELECT user_id, best_difficulty, share_count FROM share_weekly_best WHERE week_start = %s", (WEEK,)))
-    assert rows == {"carol": (1e6, 2), "dave": (40.0, 1)}
-    assert db.execute("SELECT forged_shares FROM event_weeks WHERE week_start = %s", (WEEK,)).fetchone() == (1,)
+    assert rows == {"carol": (1e6, 1), "dave": (40.0, 1)}
+    assert db.execute("SELECT forged_shares FROM event_weeks WHERE week_start = %s", (WEEK,)).fetchone() == (2,)
 
 
 def test_network_changes_and_blocks_are_kept_apart_and_adopted(db):

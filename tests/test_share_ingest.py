@@ -1,4 +1,4 @@
-"""db/functions/20_share_ingest.sql: the aggregates the draw and game data read."""
+"""db/functions/20_share_rules.sql and 22_share_fold.sql: the aggregates the draw and game data read."""
 
 import json
 
@@ -78,11 +78,11 @@ def test_one_batch_equals_many_single_inserts_and_copy(db):
     insert_events(db, rows)
     batch = weekly(db)
     daily_batch = db.execute("SELECT * FROM share_daily_best ORDER BY user_id, day").fetchall()
-    db.execute("TRUNCATE share_weekly_best, share_daily_best")
+    db.execute("TRUNCATE share_weekly_best")
     for row in rows:
         insert_events(db, [row])
     assert weekly(db) == batch
-    db.execute("TRUNCATE share_weekly_best, share_daily_best")
+    db.execute("TRUNCATE share_weekly_best")
     copy_events(db, rows)
     assert weekly(db) == batch
     assert db.execute("SELECT * FROM share_daily_best ORDER BY user_id, day").fetchall() == daily_batch
@@ -130,7 +130,7 @@ def test_row_trigger_for_hypertables_aggregates_the_same(db):
             for i in range(60)]
     insert_events(db, rows)
     expected = db.execute(WEEKLY_ROWS).fetchall()
-    db.execute("TRUNCATE share_weekly_best, share_daily_best")
+    db.execute("TRUNCATE share_weekly_best")
     assert db.execute("SELECT mining_events_is_hypertable()").fetchone()[0] is False
     db.execute("DROP TRIGGER aggregate_shares ON mining_events")
     db.execute("CREATE TRIGGER aggregate_shares_row AFTER INSERT ON mining_events"

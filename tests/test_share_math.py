@@ -81,7 +81,7 @@ def test_slot_reels_past_the_end_and_all_zero(db):
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("AB" * 32, "ab" * 32), ("0" * 64, "0" * 64), ("0" * 63, None), ("g" * 64, None), (" " + "a" * 63, None), (None, None),
+    ("AB" * 32, "ab" * 32), ("0" * 64, None), ("0" * 63 + "1", "0" * 63 + "1"), ("0" * 63, None), ("g" * 64, None), (" " + "a" * 63, None), (None, None),
 ])
 def test_clean_hash(db, value, expected):
     assert db.execute("SELECT clean_hash(%s)", (value,)).fetchone()[0] == expected

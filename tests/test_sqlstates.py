@@ -34,16 +34,19 @@ def test_codes_are_ours_and_statuses_are_client_errors():
 
 @pytest.mark.parametrize("sql, code", [
     ("SELECT parse_week('nope')", "LTW02"),
-    ("SELECT run_lottery_draw('2999-01-04')", "LTW01"),
+    ("SELECT run_lottery_draw(current_date)", "LTW01"),
+    ("SELECT run_lottery_draw('2999-01-04')", "LTW02"),
+    ("SELECT get_weekly_game_data('a', '2009-01-02')", "LTW02"),
     ("SELECT get_game_data('a', 'poker')", "LTG01"),
     ("SELECT record_game_session('a', 'slots', '[]')", "LTG02"),
-    ("SELECT record_game_session('a', 'slots', '{}', '2999-01-04')", "LTG03"),
+    ("SELECT record_game_session('a', 'slots', '{}', current_date + 7)", "LTG03"),
     ("SELECT get_game_history('a', 0)", "LTP01"),
     ("SELECT get_weekly_game_data('')", "LTU01"),
     ("SELECT get_lottery_stats('')", "LTU01"),
     ("SELECT * FROM get_live_rank(repeat('x', 129))", "LTU01"),
     ("SELECT get_game_history(NULL)", "LTU01"),
-    ("SELECT get_lottery_by_week('a', '1999-01-04')", "LTN01"),
+    ("SELECT get_lottery_by_week('a', '2010-01-04')", "LTN01"),
+    ("SET LOCAL ROLE lottery_web; SELECT get_weekly_game_data('a', NULL, now() + interval '7 days')", "LTC01"),
     ("SELECT record_game_session('a', 'slots', jsonb_build_object('i', i), NULL, '2026-11-24')"
      " FROM generate_series(1, 31) i", "LTR01"),
 ])

@@ -71,12 +71,65 @@ COMMENT ON FUNCTION check_week(date) IS
     'The Monday of the week of p_week; raises LTW02 for NULL or an infinite date.';
 GRANT EXECUTE ON FUNCTION check_week(date) TO lottery_web, lottery_bi;
 
-CREATE OR REPLACE FUNCTION week_or_open(p_week date, p_now timestamptz DEFAULT now())
+-- The oldest week anything can name: the one holding the first Bitcoin block.
+CREATE OR REPLACE FUNCTION lottery_epoch()
 RETURNS date
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT check_week(coalesce(p_week, lottery_week_at(p_now))) $$;
+AS $$ SELECT date '2009-01-03' $$;
+COMMENT ON FUNCTION lottery_epoch() IS
+    'The day of the first Bitcoin block, 2009-01-03: no event, week or draw before it is valid.';
+GRANT EXECUTE ON FUNCTION lottery_epoch() TO lottery_web, lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION lottery_clock(p_now timestamptz)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    -- The clock is the server's for every role but the owner (and superusers):
+    -- tests and the owner may ask "as of" another instant, the web, BI and
+    -- ingest roles may not. Inside SECURITY DEFINER functions current_user is
+    -- the owner, so the caller is the role SET ROLE chose, else the login.
+    IF p_now IS NULL OR p_now = now() THEN
+        RETURN now();
+    END IF;
+    IF pg_has_role(coalesce(nullif(current_setting('role'), 'none'), session_user),
+                   (SELECT c.relowner FROM pg_class c WHERE c.oid = 'public.lottery_draws'::regclass), 'MEMBER') THEN
+        RETURN p_now;
+    END IF;
+    RAISE SQLSTATE 'LTC01' USING
+        MESSAGE = 'only the owner of the lottery may set the clock (p_now)',
+        HINT = 'Leave p_now out: every other role uses the server''s clock.';
+END
+$$;
+COMMENT ON FUNCTION lottery_clock(timestamptz) IS
+    'The instant a function runs "as of": p_now for the owner of the lottery''s tables (and superusers), now() when p_now is NULL or now(); raises LTC01 when another role passes its own time.';
+GRANT EXECUTE ON FUNCTION lottery_clock(timestamptz) TO lottery_web, lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION check_lottery_week(p_week date, p_now timestamptz DEFAULT now())
+RETURNS date
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF p_week IS NULL OR NOT isfinite(p_week) OR p_week < lottery_epoch()
+       OR lottery_week(p_week) > lottery_week_at(p_now) + 7 THEN
+        RAISE SQLSTATE 'LTW02' USING
+            MESSAGE = format('invalid week %s', coalesce(p_week::text, 'NULL')),
+            HINT = format('A week is named by a day from %s to the end of next week (%s).',
+                          lottery_epoch(), lottery_week_at(p_now) + 13);
+    END IF;
+    RETURN lottery_week(p_week);
+END
+$$;
+COMMENT ON FUNCTION check_lottery_week(date, timestamptz) IS
+    'The Monday of the week of p_week when p_week lies between 2009-01-03 (the first Bitcoin block) and the end of the week after the open one (as of p_now); raises LTW02 otherwise.';
+GRANT EXECUTE ON FUNCTION check_lottery_week(date, timestamptz) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION week_or_open(p_week date, p_now timestamptz DEFAULT now())
+RETURNS date
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT check_lottery_week(coalesce(p_week, lottery_week_at(p_now)), p_now) $$;
 COMMENT ON FUNCTION week_or_open(date, timestamptz) IS
-    'The Monday of the week of p_week, or of the open week (the week of p_now) when p_week is NULL: what every week parameter defaults to. Raises LTW02 for an infinite date.';
+    'The Monday of the week of p_week, or of the open week (the week of p_now) when p_week is NULL: what every week parameter defaults to. Raises LTW02 outside 2009-01-03 .. next week (check_lottery_week).';
 GRANT EXECUTE ON FUNCTION week_or_open(date, timestamptz) TO lottery_web, lottery_bi;
 
 CREATE OR REPLACE FUNCTION week_end_shown(p_week date)

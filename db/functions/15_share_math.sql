@@ -18,30 +18,50 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     -- A negated class, not ^[0-9a-f]{64}$: that bounded repeat costs ~8 us a call.
-    SELECT CASE WHEN length(p_hash) = 64 AND p_hash !~ '[^0-9a-fA-F]' THEN lower(p_hash) END
+    SELECT CASE WHEN length(p_hash) = 64 AND p_hash !~ '[^0-9a-fA-F]' AND ltrim(p_hash, '0') <> ''
+                THEN lower(p_hash) END
 $$;
 COMMENT ON FUNCTION clean_hash(text) IS
-    'A share hash in lower-case hex when it is exactly 64 hex digits, else NULL.';
+    'A usable share hash: exactly 64 hex digits and not all zeros, in lower case; else NULL (no hash).';
 GRANT EXECUTE ON FUNCTION clean_hash(text) TO lottery_web, lottery_bi, lottery_ingest;
 
-CREATE OR REPLACE FUNCTION share_difficulty_from_hash(p_hash text)
+CREATE OR REPLACE FUNCTION hash_difficulty(p_clean_hash text)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     -- ckpool: diff = truediffone / hash, truediffone = 0xFFFF * 2^208, the hash
     -- read as a 256-bit big-endian integer (display order). A double carries 52
-    -- bits, so the 13 hex digits after the leading zeros are all that matter:
-    -- hash = those digits * 16^(digits after them). One expression, no FROM and
-    -- not STRICT, so that the planner inlines it: it runs for every share.
-    SELECT CASE WHEN clean_hash(p_hash) IS NOT NULL AND ltrim(p_hash, '0') <> '' THEN
-        65535 * 2::double precision ^ 208
-        / (('x' || rpad(left(ltrim(p_hash, '0'), 13), 13, '0'))::bit(52)::bigint::double precision
-           * 16::double precision ^ (length(ltrim(p_hash, '0')) - 13))
-    END
+    -- bits, so the 15 hex digits (60 bits) after the leading zeros are all that
+    -- matter: hash = those digits * 16^(digits after them). One expression, no
+    -- FROM and not STRICT, so that the planner inlines it: it runs for every share.
+    SELECT 65535 * 2::double precision ^ 208
+           / (nullif(('x' || left(ltrim(p_clean_hash, '0'), 15))::bit(60)::bigint, 0)::double precision
+              * 16::double precision ^ (length(ltrim(p_clean_hash, '0')) - 15))
 $$;
+COMMENT ON FUNCTION hash_difficulty(text) IS
+    'Share difficulty proven by a hash that clean_hash() accepted: 0xFFFF * 2^208 / hash, from its 60 leading significant bits.';
+GRANT EXECUTE ON FUNCTION hash_difficulty(text) TO lottery_web, lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION share_difficulty_from_hash(p_hash text)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT hash_difficulty(clean_hash(p_hash)) $$;
 COMMENT ON FUNCTION share_difficulty_from_hash(text) IS
     'Share difficulty proven by a 64-hex-digit hash (big-endian display order): 0xFFFF * 2^208 / hash. NULL for a malformed or all-zero hash.';
 GRANT EXECUTE ON FUNCTION share_difficulty_from_hash(text) TO lottery_web, lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION claim_exceeds_hash(p_sdiff double precision, p_clean_hash text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- ckpool logs sdiff from the hash it checked, so an honest sdiff never
+    -- exceeds what the hash proves; 0.1% absorbs rounding in the log. Without
+    -- a usable hash there is nothing to check against.
+    SELECT coalesce(p_sdiff > hash_difficulty(p_clean_hash) * 1.001, false)
+$$;
+COMMENT ON FUNCTION claim_exceeds_hash(double precision, text) IS
+    'Whether a claimed sdiff exceeds, by more than 0.1%, what a hash clean_hash() accepted proves: the one rule of a forged share. False without a hash.';
+GRANT EXECUTE ON FUNCTION claim_exceeds_hash(double precision, text) TO lottery_web, lottery_bi, lottery_ingest;
 
 CREATE OR REPLACE FUNCTION get_progress_ratio(p_best double precision, p_network double precision)
 RETURNS double precision

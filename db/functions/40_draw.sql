@@ -44,14 +44,18 @@ RETURNS lottery_draws
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_now   timestamptz := coalesce(p_now, now());
-    v_week  date := check_week(coalesce(p_week_start, lottery_week_at(v_now) - 7));
+    v_now   timestamptz := lottery_clock(p_now);
+    v_week  date := check_lottery_week(coalesce(p_week_start, lottery_week_at(v_now) - 7), v_now);
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_draw  lottery_draws;
     v_participants integer;
     v_shares bigint;
     v_forged bigint;
+    v_unverified integer;
 BEGIN
+    -- What this transaction queued itself is part of the week too.
+    PERFORM fold_pending_shares();
+
     IF v_start + interval '7 days' > v_now THEN
         RAISE SQLSTATE 'LTW01' USING
             MESSAGE = format('the week of %s has not closed yet', v_week),
@@ -89,7 +93,7 @@ BEGIN
                r.best_hash, r.share_count, calculate_xp_for_rank(r.rank), g.game_type
         FROM ranked r LEFT JOIN last_game g USING (user_id)
         ORDER BY r.rank
-        RETURNING user_id, rank, best_difficulty, ticket_count, xp_awarded
+        RETURNING user_id, rank, best_difficulty, best_hash, ticket_count, xp_awarded
     ), xp AS (
         INSERT INTO xp_transactions (user_id, amount, source, reference_id, description)
         SELECT user_id, xp_awarded, 'lottery', v_draw.id::text,
@@ -106,15 +110,16 @@ BEGIN
     )
     -- The forged tally is read in the ranking's own statement: one snapshot for both.
     SELECT count(*)::integer, coalesce(sum(ticket_count), 0)::bigint,
-           coalesce((SELECT forged_shares FROM event_weeks WHERE week_start = v_week), 0)::bigint
-    INTO v_participants, v_shares, v_forged
+           coalesce((SELECT forged_shares FROM event_weeks WHERE week_start = v_week), 0)::bigint,
+           count(*) FILTER (WHERE best_hash IS NULL)::integer
+    INTO v_participants, v_shares, v_forged, v_unverified
     FROM results;
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
         drawn_at = v_now, updated_at = now(),
         results_digest = lottery_results_digest(v_draw.id),
-        forged_shares = v_forged
+        forged_shares = v_forged, unverified_results = v_unverified
     WHERE id = v_draw.id
     RETURNING * INTO v_draw;
 
@@ -140,7 +145,7 @@ RETURNS SETOF date
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
     SELECT e.week_start FROM event_weeks e
-    WHERE e.week_start + 7 <= lottery_week_at(p_now)
+    WHERE e.week_start + 7 <= lottery_week_at(lottery_clock(p_now))
       AND NOT EXISTS (SELECT FROM lottery_draws d
                       WHERE d.week_start = lottery_week_start_ts(e.week_start)
                         AND d.status = 'completed')
@@ -155,10 +160,11 @@ RETURNS SETOF lottery_draws
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
+    v_now timestamptz := lottery_clock(p_now);
     v_week date;
 BEGIN
-    FOR v_week IN SELECT w FROM due_draw_weeks(p_now) AS w LOOP
-        RETURN NEXT run_lottery_draw(v_week, p_now);
+    FOR v_week IN SELECT w FROM due_draw_weeks(v_now) AS w LOOP
+        RETURN NEXT run_lottery_draw(v_week, v_now);
     END LOOP;
 END
 $$;
@@ -172,10 +178,11 @@ RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_draw lottery_draws := run_lottery_draw(p_week_start, p_now);
+    v_now timestamptz := lottery_clock(p_now);
+    v_draw lottery_draws := run_lottery_draw(p_week_start, v_now);
 BEGIN
     -- A statement of its own: a reader in the draw's statement would not see its results.
-    RETURN lottery_draw_json(v_draw, p_user_id, p_now);
+    RETURN lottery_draw_json(v_draw, p_user_id, v_now);
 END
 $$;
 COMMENT ON FUNCTION run_lottery_draw_json(date, text, timestamptz) IS

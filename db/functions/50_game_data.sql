@@ -23,46 +23,32 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_week  date := week_or_open(p_week_start, p_now);
-    v_start timestamptz := lottery_week_start_ts(v_week);
-    v_end   timestamptz := v_start + interval '7 days';
-    v_best  share_weekly_best;
-    v_rank  bigint;
-    v_participants bigint;
-    v_network double precision;
-    v_daily jsonb;
+    v_now  timestamptz := lottery_clock(p_now);
+    v_data jsonb;
 BEGIN
-    PERFORM check_user_id(p_user_id);
-    SELECT * INTO v_best FROM share_weekly_best WHERE week_start = v_week AND user_id = p_user_id;
-
-    -- The final rank once the week is drawn, else the live one in the same order.
-    SELECT r.rank::bigint, d.total_participants::bigint INTO v_rank, v_participants
-    FROM lottery_draws d
-    LEFT JOIN lottery_results r ON r.draw_id = d.id AND r.user_id = p_user_id
-    WHERE d.week_start = v_start AND d.status = 'completed';
-    IF NOT FOUND THEN
-        SELECT l.rank, l.participants INTO v_rank, v_participants
-        FROM get_live_rank(p_user_id, v_week) AS l;
-    END IF;
-
-    SELECT jsonb_agg(coalesce(d.best_difficulty, 0) ORDER BY g.day) INTO v_daily
-    FROM generate_series(v_week, v_week + 6, interval '1 day') AS g(day)
-    LEFT JOIN share_daily_best d ON d.user_id = p_user_id AND d.day = g.day::date;
-
-    v_network := network_difficulty_at(least(v_end - interval '1 microsecond', p_now));
-
-    RETURN jsonb_build_object(
-        'weekStart', iso_utc(v_start),
-        'weekEnd', iso_utc(week_end_shown(v_week)),
-        'bestDifficulty', coalesce(v_best.best_difficulty, 0),
-        'bestHash', coalesce(v_best.best_hash, ''),
-        'networkDifficulty', v_network,
-        'progressRatio', get_progress_ratio(coalesce(v_best.best_difficulty, 0), v_network),
-        'dailyBestDiffs', v_daily,
-        'totalShares', coalesce(v_best.share_count, 0),
-        'weeklyRank', coalesce(v_rank, 0),
-        'percentile', lottery_percentile(v_rank, v_participants),
-        'blockFound', user_found_block(p_user_id, v_week));
+    -- One statement (its plan is cached for the session): the user's one
+    -- participant-week row, the final or live rank, the network difficulty at
+    -- the end of the week (now, for the open week) and found blocks.
+    SELECT jsonb_build_object(
+        'weekStart', iso_utc(lottery_week_start_ts(k.week)),
+        'weekEnd', iso_utc(week_end_shown(k.week)),
+        'bestDifficulty', coalesce(w.best_difficulty, 0),
+        'bestHash', coalesce(w.best_hash, ''),
+        'networkDifficulty', n.difficulty,
+        'progressRatio', get_progress_ratio(coalesce(w.best_difficulty, 0), n.difficulty),
+        'dailyBestDiffs', coalesce(to_jsonb(w.day_best), '[0, 0, 0, 0, 0, 0, 0]'::jsonb),
+        'totalShares', coalesce(w.share_count, 0),
+        'weeklyRank', r.rank,
+        'percentile', lottery_percentile(r.rank, r.participants),
+        'blockFound', user_found_block(k.user_id, k.week))
+    INTO v_data
+    FROM (SELECT week_or_open(p_week_start, v_now) AS week, check_user_id(p_user_id) AS user_id) AS k
+    LEFT JOIN share_weekly_best w ON w.week_start = k.week AND w.user_id = k.user_id
+    CROSS JOIN LATERAL week_rank(k.user_id, k.week) AS r
+    CROSS JOIN LATERAL (SELECT network_difficulty_at(
+                            least(lottery_week_start_ts(k.week) + interval '7 days' - interval '1 microsecond', v_now))
+                        AS difficulty) AS n;
+    RETURN v_data;
 END
 $$;
 COMMENT ON FUNCTION get_weekly_game_data(text, date, timestamptz) IS
@@ -108,10 +94,13 @@ CREATE OR REPLACE FUNCTION get_game_data(p_user_id text, p_game_type text,
                                          p_week_start date DEFAULT NULL,
                                          p_now timestamptz DEFAULT now())
 RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    SELECT data || jsonb_build_object('game', game_view(check_game_type(p_game_type), data))
-    FROM get_weekly_game_data(p_user_id, p_week_start, p_now) AS data
+DECLARE
+    v_data jsonb := get_weekly_game_data(p_user_id, p_week_start, p_now);
+BEGIN
+    RETURN v_data || jsonb_build_object('game', game_view(check_game_type(p_game_type), v_data));
+END
 $$;
 COMMENT ON FUNCTION get_game_data(text, text, date, timestamptz) IS
     'WeeklyGameData of a user plus a "game" key holding the view of one game (see game_view).';

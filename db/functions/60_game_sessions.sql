@@ -24,7 +24,7 @@ RETURNS TABLE (created boolean, session jsonb)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_now   timestamptz := coalesce(p_now, now());
+    v_now   timestamptz := lottery_clock(p_now);
     v_week  date := week_or_open(p_week_start, v_now);
     v_start timestamptz := lottery_week_start_ts(v_week);
     v_session jsonb;

@@ -40,10 +40,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) IS
     'The camelCase JSON of a draw as the lottery endpoints return it: the draw, myResult (the given user''s result or null), top10 and nextDrawAt.';
-GRANT EXECUTE ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) TO lottery_web;
-
--- Superseded by completed_draw().
-DROP FUNCTION IF EXISTS raise_draw_not_found(text);
+REVOKE EXECUTE ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) FROM PUBLIC, lottery_web;
 
 CREATE OR REPLACE FUNCTION completed_draw(p_week_start date DEFAULT NULL)
 RETURNS lottery_draws
@@ -54,7 +51,7 @@ DECLARE
 BEGIN
     SELECT * INTO v_draw FROM lottery_draws
     WHERE status = 'completed'
-      AND (p_week_start IS NULL OR week_start = lottery_week_start_ts(check_week(p_week_start)))
+      AND (p_week_start IS NULL OR week_start = lottery_week_start_ts(check_lottery_week(p_week_start)))
     ORDER BY week_start DESC LIMIT 1;
     IF NOT FOUND THEN
         RAISE SQLSTATE 'LTN01' USING
@@ -72,7 +69,7 @@ GRANT EXECUTE ON FUNCTION completed_draw(date) TO lottery_web, lottery_bi;
 CREATE OR REPLACE FUNCTION get_current_lottery(p_user_id text, p_now timestamptz DEFAULT now())
 RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$ SELECT lottery_draw_json(completed_draw(), check_user_id(p_user_id), p_now) $$;
+AS $$ SELECT lottery_draw_json(completed_draw(), check_user_id(p_user_id), lottery_clock(p_now)) $$;
 COMMENT ON FUNCTION get_current_lottery(text, timestamptz) IS
     'The most recent completed draw with the user''s result, the top 10 and nextDrawAt. Raises LTN01 when no draw exists.';
 GRANT EXECUTE ON FUNCTION get_current_lottery(text, timestamptz) TO lottery_web;
@@ -81,7 +78,7 @@ CREATE OR REPLACE FUNCTION get_lottery_by_week(p_user_id text, p_week_start date
                                                p_now timestamptz DEFAULT now())
 RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$ SELECT lottery_draw_json(completed_draw(p_week_start), check_user_id(p_user_id), p_now) $$;
+AS $$ SELECT lottery_draw_json(completed_draw(p_week_start), check_user_id(p_user_id), lottery_clock(p_now)) $$;
 COMMENT ON FUNCTION get_lottery_by_week(text, date, timestamptz) IS
     'The completed draw of the week containing p_week_start with the user''s result, the top 10 and nextDrawAt. Raises LTN01 when that week has no draw.';
 GRANT EXECUTE ON FUNCTION get_lottery_by_week(text, date, timestamptz) TO lottery_web;

@@ -69,14 +69,16 @@ def test_embedded_interface_is_the_seeds():
 
 
 async def test_weekly_data_shape_and_values(client, shares):  # 5.8.2 #6
-    best = shares.add("alice", 5000.0, day=2)
-    shares.add("alice", 20.0, day=0)
-    shares.add("bob", 90000.0, day=1)
-    response = await client.get("/api/games/weekly-data", headers=auth("alice"))
+    # Last week: every day of it is past, whatever today is (a share more than a
+    # day ahead of the clock never counts). Not drawn: the rank is live.
+    best = shares.add("alice", 5000.0, weeks_ago=1, day=2)
+    shares.add("alice", 20.0, weeks_ago=1, day=0)
+    shares.add("bob", 90000.0, weeks_ago=1, day=1)
+    monday = shares.week(1)
+    response = await client.get("/api/games/weekly-data", params={"week": monday.isoformat()}, headers=auth("alice"))
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
     data = response.json()
     assert_weekly_game_data(data)
-    monday = shares.week()
     assert data["weekStart"] == f"{monday.isoformat()}T00:00:00Z"
     assert data["bestDifficulty"] == 5000 and data["bestHash"] == best
     assert data["dailyBestDiffs"] == [20, 0, 5000, 0, 0, 0, 0]
@@ -106,8 +108,10 @@ async def test_hammer_has_progress_ratio(client, shares):  # 5.8.2 #7
 
 
 async def test_every_game_view(client, shares):
-    shares.add("alice", 300.0, day=3, hash_hex="0000000000a1b2c3" + "0" * 48)
-    views = {game: (await client.get(f"/api/games/weekly-data/{game}", headers=auth("alice"))).json()["game"]
+    shares.add("alice", 300.0, weeks_ago=1, day=3, hash_hex="0000000000a1b2c3" + "0" * 48)
+    week = {"week": shares.week(1).isoformat()}
+    views = {game: (await client.get(f"/api/games/weekly-data/{game}", params=week,
+                                     headers=auth("alice"))).json()["game"]
              for game in ("horse_race", "slots", "scratch_card")}
     assert views["horse_race"]["winner"] == "thu" and len(views["horse_race"]["horses"]) == 7
     assert views["slots"] == {"reels": ["a", "b", "c"]}

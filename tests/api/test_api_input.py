@@ -12,7 +12,8 @@ from tests.api.support import auth
 pytestmark = pytest.mark.anyio
 
 HUGE = "9" * 10_000
-NEXT_WEEK = (date.today() + timedelta(days=14)).isoformat()
+NEXT_WEEK = (date.today() + timedelta(days=7)).isoformat()
+WEEK_AFTER_NEXT = (date.today() + timedelta(days=14)).isoformat()
 
 BAD_GETS = [
     ("/api/games/weekly-data/chess", 400, "invalid_game_type"),
@@ -91,6 +92,8 @@ BAD_PLAYS = [
     ("week yesterday", {"gameType": "slots", "weekStart": "yesterday"}, 400, "invalid_week"),
     ("week impossible", {"gameType": "slots", "weekStart": "2026-02-30"}, 400, "invalid_week"),
     ("week in the future", {"gameType": "slots", "weekStart": NEXT_WEEK}, 400, "game_week_in_future"),
+    ("week after next", {"gameType": "slots", "weekStart": WEEK_AFTER_NEXT}, 400, "invalid_week"),
+    ("week before bitcoin", {"gameType": "slots", "weekStart": "2009-01-02"}, 400, "invalid_week"),
     ("body over 16 KiB", {"gameType": "slots", "resultData": {"x": "y" * 20_000}}, 413, "payload_too_large"),
 ]
 
