@@ -6,7 +6,7 @@
 
 CREATE OR REPLACE FUNCTION event_partition_name(p_week date)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as to_char is
 AS $$
     -- BC years would otherwise share a name with the AD year of the same digits.
     SELECT 'mining_events_p' || to_char(w, 'YYYYMMDD') || CASE WHEN w < '0001-01-01' THEN '_bc' ELSE '' END

@@ -14,7 +14,7 @@ COMMENT ON FUNCTION lottery_result_line_text(integer, text, double precision, te
 
 CREATE OR REPLACE FUNCTION lottery_result_line(p_result lottery_results)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as lottery_result_line_text is
 SET extra_float_digits = 1  -- shortest exact float text, whatever the session says
 AS $$
     SELECT lottery_result_line_text(p_result.rank, p_result.user_id, p_result.best_difficulty,

@@ -71,7 +71,7 @@ GRANT EXECUTE ON FUNCTION get_weekly_game_data(text, date, timestamptz) TO lotte
 
 CREATE OR REPLACE FUNCTION game_view(p_game_type text, p_data jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as jsonb_build_object and jsonb_agg are
 AS $$
     SELECT CASE check_game_type(p_game_type)
     WHEN 'hammer' THEN jsonb_build_object(
