@@ -17,9 +17,10 @@ COMMENT ON FUNCTION check_game_type(text) IS
     'Returns p_game_type when it is hammer, horse_race, slots or scratch_card; raises LTG01 otherwise.';
 GRANT EXECUTE ON FUNCTION check_game_type(text) TO lottery_web;
 
+-- json, not jsonb: its members come out in the interface's order (jsonb sorts them).
 CREATE OR REPLACE FUNCTION get_weekly_game_data(p_user_id text, p_week_start date DEFAULT NULL,
                                                 p_now timestamptz DEFAULT now())
-RETURNS jsonb
+RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
@@ -51,7 +52,7 @@ BEGIN
 
     v_network := network_difficulty_at(least(v_end - interval '1 microsecond', p_now));
 
-    RETURN jsonb_build_object(
+    RETURN json_build_object(
         'weekStart', iso_utc(v_start),
         'weekEnd', iso_utc(week_end_shown(v_week)),
         'bestDifficulty', coalesce(v_best.best_difficulty, 0),
@@ -66,7 +67,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION get_weekly_game_data(text, date, timestamptz) IS
-    'WeeklyGameData of a user for the week containing p_week_start (default: the open week): the 11 camelCase keys of the frontend contract. weeklyRank is final once drawn, else live; zeros without shares.';
+    'WeeklyGameData of a user for the week containing p_week_start (default: the open week): the 11 camelCase keys of the frontend contract, in its order. weeklyRank is final once drawn, else live; zeros without shares.';
 GRANT EXECUTE ON FUNCTION get_weekly_game_data(text, date, timestamptz) TO lottery_web;
 
 CREATE OR REPLACE FUNCTION game_view(p_game_type text, p_data jsonb)
@@ -107,12 +108,15 @@ GRANT EXECUTE ON FUNCTION game_view(text, jsonb) TO lottery_web;
 CREATE OR REPLACE FUNCTION get_game_data(p_user_id text, p_game_type text,
                                          p_week_start date DEFAULT NULL,
                                          p_now timestamptz DEFAULT now())
-RETURNS jsonb
+RETURNS json
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    SELECT data || jsonb_build_object('game', game_view(check_game_type(p_game_type), data))
-    FROM get_weekly_game_data(p_user_id, p_week_start, p_now) AS data
+    SELECT json_object_agg(m.key, m.value ORDER BY m.n)
+    FROM get_weekly_game_data(p_user_id, p_week_start, p_now) AS data,
+         LATERAL (SELECT e.key, e.value, e.n FROM json_each(data) WITH ORDINALITY AS e(key, value, n)
+                  UNION ALL
+                  SELECT 'game', game_view(check_game_type(p_game_type), data::jsonb)::json, 12) AS m
 $$;
 COMMENT ON FUNCTION get_game_data(text, text, date, timestamptz) IS
-    'WeeklyGameData of a user plus a "game" key holding the view of one game (see game_view).';
+    'WeeklyGameData of a user, in its order, then a "game" key holding the view of one game (see game_view).';
 GRANT EXECUTE ON FUNCTION get_game_data(text, text, date, timestamptz) TO lottery_web;
