@@ -150,3 +150,12 @@ def test_migration_0010_lets_the_json_versions_replace_the_jsonb_ones(pg_cluster
         assert "migrations: 1 applied (0010_weekly_game_data_json)" in lines
         assert list(conn.execute("SELECT get_weekly_game_data('alice', %s)", (WEEK,)).fetchone()[0]) == \
             list(TS_INTERFACE)
+
+
+def test_network_difficulty_of_a_week_ends_with_it_under_a_clock_change(db):
+    """Berlin moves its clocks back on 2026-10-25: the week still ends Monday 00:00 UTC, so a
+    difficulty change half an hour later belongs to the next week."""
+    insert_events(db, [(utc("2026-10-20 00:00"), "new_block_network", {"diff": 1e14}),
+                       (utc("2026-10-26 00:30"), "new_block_network", {"diff": 2e14})])
+    db.execute("SELECT set_config('TimeZone', 'Europe/Berlin', true)")
+    assert game_data(db, "a", "2026-10-19", "2026-11-01 00:00+00")["networkDifficulty"] == 1e14

@@ -20,8 +20,8 @@ COMMENT ON FUNCTION event_partition_name(date) IS
 -- mining_events, or migrations could not replace the table.
 CREATE OR REPLACE VIEW mining_events_partitions AS
 SELECT p.partition, p.is_default, p.range_start, p.range_end,
-       CASE WHEN p.range_end = p.range_start + interval '7 days'
-             AND p.range_start = lottery_week_start_ts(lottery_week_at(p.range_start))
+       CASE WHEN p.range_start = lottery_week_start_ts(lottery_week_at(p.range_start))
+             AND p.range_end = lottery_week_start_ts(lottery_week_at(p.range_start) + 7)
             THEN lottery_week_at(p.range_start) END AS week_start
 FROM (SELECT c.oid::regclass AS partition,
              b.bound = 'DEFAULT' AS is_default,
@@ -66,7 +66,7 @@ BEGIN
 
     FOR v_week IN SELECT v_first + 7 * i FROM generate_series(0, v_ahead) AS i LOOP
         v_from := lottery_week_start_ts(v_week);
-        v_to := v_from + interval '7 days';
+        v_to := lottery_week_start_ts(v_week + 7);  -- not v_from + 7 days: those count in the session's zone
         CONTINUE WHEN EXISTS (SELECT FROM mining_events_partitions p
                               WHERE NOT p.is_default AND p.range_start < v_to AND p.range_end > v_from);
         IF NOT v_locked THEN

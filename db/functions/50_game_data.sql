@@ -26,7 +26,7 @@ AS $$
 DECLARE
     v_week  date := week_or_open(p_week_start, p_now);
     v_start timestamptz := lottery_week_start_ts(v_week);
-    v_end   timestamptz := v_start + interval '7 days';
+    v_end   timestamptz := lottery_week_start_ts(v_week + 7);  -- UTC, whatever the session's zone
     v_best  share_weekly_best;
     v_rank  bigint;
     v_participants bigint;
