@@ -6,6 +6,9 @@
   that is rolled back after each test (fast; for most tests).
 * `fresh_db`: a connection to a brand-new clone for this test only (for tests
   that commit: concurrency, NOTIFY, pg_cron).
+* The shared clones (`lottery_shared` behind `db`, `lottery_api_readonly` behind the
+  read-only API tests) are fingerprinted: a test after which any of their tables
+  differs (it committed something there) fails, and names the tables.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
@@ -90,10 +94,73 @@ def pg_cluster() -> ClusterControl:
     return ClusterControl()
 
 
+class SharedClone:
+    """A clone that many tests use and none may change: the contents of its tables,
+    fingerprinted, are compared after each test that used it."""
+
+    # Every table of every schema but the system's, partitions included.
+    TABLES = """
+        SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+        ORDER BY 1"""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.baseline = self.fingerprint()
+
+    def fingerprint(self) -> dict[str, tuple[int, int]]:
+        """Table -> (rows, sum of the rows' text hashes): a committed insert, update or
+        delete changes it; a rolled-back one does not (sequences are left out: nextval
+        is never rolled back)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            tables = [t for (t,) in conn.execute(self.TABLES).fetchall()]
+            query = sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT {}, count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM {} AS t").format(
+                    sql.Literal(table), sql.SQL(table)) for table in tables)
+            return {table: (rows, digest) for table, rows, digest in conn.execute(query).fetchall()}
+
+    def changes(self) -> list[str]:
+        """The tables added, dropped or changed since the last call (which then becomes the baseline)."""
+        now = self.fingerprint()
+        changed = sorted(t for t in now.keys() | self.baseline.keys() if now.get(t) != self.baseline.get(t))
+        self.baseline = now  # only the test that made the change fails, not every one after it
+        return changed
+
+
+# fixture name -> its clone, once the session has made it
+_SHARED_CLONES: dict[str, SharedClone] = {}
+
+
 @pytest.fixture(scope="session")
-def shared_db_name(lottery_proc, pg_cluster):
+def shared_clone(lottery_proc, pg_cluster):
+    """`with shared_clone(name, fixture) as url:` a clone of the template, named `name`,
+    that the session fixture `fixture` hands out and every test using it must leave as it was."""
+    @contextlib.contextmanager
+    def clone(name: str, fixture: str):
+        with pg_cluster.clone(lottery_proc.template_dbname, name) as url:
+            _SHARED_CLONES[fixture] = SharedClone(url)
+            try:
+                yield url
+            finally:
+                del _SHARED_CLONES[fixture]
+    return clone
+
+
+@pytest.fixture(autouse=True)
+def _shared_clones_left_unchanged(request):
+    """Fails the test after which a shared clone it used holds other rows than before."""
+    yield
+    for fixture, clone in list(_SHARED_CLONES.items()):
+        if fixture in request.fixturenames:
+            changed = clone.changes()
+            assert not changed, (f"this test left rows in the shared database {clone.url.rsplit('/', 1)[1]}"
+                                 f" (tables {', '.join(changed)}): roll back, or use fresh_db")
+
+
+@pytest.fixture(scope="session")
+def shared_db_name(shared_clone):
     """One clone of the template for the rolled-back tests of the whole session."""
-    with pg_cluster.clone(lottery_proc.template_dbname, "lottery_shared"):
+    with shared_clone("lottery_shared", "shared_db_name"):
         yield "lottery_shared"
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -14,6 +16,16 @@ from yoyo import get_backend, read_migrations
 from db import apply as db_apply
 
 from core.rules import TRUEDIFFONE  # noqa: F401  (tests import it from here)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_bi_views() -> dict[str, set[str]]:
+    """The README's "For BI" section: each bullet's view, and the names it puts in backticks."""
+    section = README.read_text().split("\n## For BI: the views\n", 1)[1].split("\n## ", 1)[0]
+    bullets = re.findall(r"^- `(\w+)`(.*?)(?=^- |^\S|\Z)", section, re.M | re.S)
+    return {view: set(re.findall(r"`(\w+)`", text)) for view, text in bullets}
 
 
 def utc(text: str) -> datetime:

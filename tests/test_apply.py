@@ -5,6 +5,7 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from db import apply as db_apply
@@ -101,7 +102,7 @@ def test_every_function_and_view_has_a_comment(db):
         UNION ALL
         SELECT c.relname FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm')
-          AND obj_description(c.oid, 'pg_class') IS NULL AND c.relname <> 'weekly_rankings'""").fetchall()
+          AND obj_description(c.oid, 'pg_class') IS NULL""").fetchall()
     assert missing == []
 
 
@@ -113,6 +114,40 @@ def test_security_definer_functions_pin_search_path(db):
     assert unpinned == []
     assert db.execute("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
                       " AND prosecdef").fetchone()[0] >= 10
+
+
+IMMUTABLE_SQL_FUNCTIONS = """
+    SELECT p.oid::regprocedure::text, p.proname, pg_get_function_arguments(p.oid),
+           pg_get_function_result(p.oid), p.prosrc
+    FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang AND l.lanname = 'sql'
+    WHERE p.pronamespace = 'public'::regnamespace AND p.provolatile = 'i' AND p.prosqlbody IS NULL
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = p.oid AND d.deptype = 'e')
+    ORDER BY 1"""
+
+# Every function and operator a parse tree calls, by the oid of the function behind it.
+CALLED_MUTABLE = r"""
+    SELECT DISTINCT p.proname, c.oid::regprocedure::text,
+           CASE c.provolatile WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END
+    FROM pg_proc p
+    CROSS JOIN LATERAL regexp_matches(p.prosqlbody::text, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+)', 'g') AS m
+    JOIN pg_proc c ON c.oid = m[1]::oid
+    WHERE p.pronamespace = pg_my_temp_schema() AND c.provolatile <> 'i'
+    ORDER BY 1, 2"""
+
+
+def test_no_immutable_sql_function_calls_a_stable_or_volatile_one(db):
+    """PostgreSQL takes an IMMUTABLE label on trust: it may fold such a call into a
+    constant (in a plan, an index) and will not inline it when the body is mutable. Each
+    IMMUTABLE SQL function's body is compiled again as a BEGIN ATOMIC copy in pg_temp,
+    whose stored parse tree names every function and operator it calls, built-ins included."""
+    functions = db.execute(IMMUTABLE_SQL_FUNCTIONS).fetchall()
+    assert len(functions) >= 20
+    for _, name, arguments, result, body in functions:
+        db.execute(sql.SQL("CREATE FUNCTION pg_temp.{}({}) RETURNS {} LANGUAGE sql BEGIN ATOMIC {}\n; END").format(
+            sql.Identifier(name), sql.SQL(arguments), sql.SQL(result), sql.SQL(body.strip().rstrip(";"))))
+    mislabelled = [f"{name} calls {called}, {volatility}" for name, called, volatility in db.execute(CALLED_MUTABLE)]
+    assert mislabelled == [], "IMMUTABLE SQL functions calling mutable ones:\n" + "\n".join(mislabelled)
 
 
 def test_web_role_may_execute_the_api_but_not_public(db):

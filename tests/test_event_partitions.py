@@ -74,6 +74,21 @@ def test_event_of_a_week_without_partition_waits_in_default_then_moves_to_its_ne
     assert weekly_best(db, "late") == [(date(2025, 6, 9), 77.0, 2)]
 
 
+@pytest.mark.parametrize("zone, now", [("Europe/Berlin", "2027-10-20 12:00+00"),
+                                       ("America/Los_Angeles", "2027-02-24 12:00+00")])
+def test_weeks_around_a_clock_change_in_the_session_zone_are_utc_weeks(db, zone, now):
+    """Clocks move on 2027-10-31 in Berlin and 2027-03-14 in Los Angeles: the partitions
+    ahead are still one per UTC week, back to back, each 168 hours."""
+    db.execute("SELECT set_config('TimeZone', %s, true)", (zone,))
+    created = [week for _, week, _ in db.execute("SELECT * FROM ensure_event_partitions(%s)", (now,)).fetchall()]
+    first = db.execute("SELECT lottery_week_at(%s)", (now,)).fetchone()[0]
+    assert created == weeks(first.isoformat(), 5)
+    bounds = db.execute("SELECT week_start, extract(epoch FROM range_end - range_start) FROM mining_events_partitions"
+                        " WHERE NOT is_default AND range_start >= lottery_week_start_ts(%s) ORDER BY range_start",
+                        (first,)).fetchall()
+    assert bounds == [(week, 7 * 86400) for week in created]
+
+
 def test_a_week_overlapping_a_hand_made_partition_is_left_to_it(db):
     db.execute("CREATE TABLE hand_made PARTITION OF mining_events"
                " FOR VALUES FROM ('2028-01-05 00:00+00') TO ('2028-01-20 00:00+00')")

@@ -5,7 +5,8 @@ import json
 import psycopg
 import pytest
 
-from tests.helpers import add_shares, hash_for, insert_events, utc
+from db import apply as db_apply
+from tests.helpers import add_shares, database_without, hash_for, insert_events, utc
 
 WEEK = "2026-11-16"
 MIDWEEK = "2026-11-19 12:00+00"
@@ -29,7 +30,8 @@ def game(db, user, game_type, week=WEEK, now=MIDWEEK):
 def test_shape_matches_the_frontend_interface_exactly(db):  # spec 5.8.1 #24
     add_shares(db, ("alice", 5000.0, "2026-11-17 01:00"))
     data = game_data(db, "alice")
-    assert set(data) == set(TS_INTERFACE)
+    assert list(data) == list(TS_INTERFACE)  # and in its order
+    assert list(game(db, "alice", "slots")) == [*TS_INTERFACE, "game"]
     for key, kind in TS_INTERFACE.items():
         assert isinstance(data[key], kind) and not (kind is int and isinstance(data[key], bool)), key
     assert len(data["dailyBestDiffs"]) == 7
@@ -132,3 +134,28 @@ def test_game_view_works_on_any_weekly_data_object(db):
     assert view("slots") == {"reels": ["a", "1", "c"]}
     assert view("horse_race")["winner"] == "sun"
     assert view("scratch_card")["tier"] == "Did not mine"
+
+
+def test_migration_0010_lets_the_json_versions_replace_the_jsonb_ones(pg_cluster):
+    """CREATE OR REPLACE cannot change a return type: a deployment holding the jsonb versions
+    gets the json ones (members in the interface's order) from the next apply."""
+    with database_without(pg_cluster, "0010_weekly_game_data_json") as (url, conn):
+        conn.execute("CREATE FUNCTION get_weekly_game_data(text, date DEFAULT NULL, timestamptz DEFAULT now())"
+                     " RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$")
+        conn.execute("CREATE FUNCTION get_game_data(text, text, date DEFAULT NULL, timestamptz DEFAULT now())"
+                     " RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$")
+        conn.commit()
+        lines = []
+        db_apply.apply(url, schedule=False, log=lines.append)
+        assert "migrations: 1 applied (0010_weekly_game_data_json)" in lines
+        assert list(conn.execute("SELECT get_weekly_game_data('alice', %s)", (WEEK,)).fetchone()[0]) == \
+            list(TS_INTERFACE)
+
+
+def test_network_difficulty_of_a_week_ends_with_it_under_a_clock_change(db):
+    """Berlin moves its clocks back on 2026-10-25: the week still ends Monday 00:00 UTC, so a
+    difficulty change half an hour later belongs to the next week."""
+    insert_events(db, [(utc("2026-10-20 00:00"), "new_block_network", {"diff": 1e14}),
+                       (utc("2026-10-26 00:30"), "new_block_network", {"diff": 2e14})])
+    db.execute("SELECT set_config('TimeZone', 'Europe/Berlin', true)")
+    assert game_data(db, "a", "2026-10-19", "2026-11-01 00:00+00")["networkDifficulty"] == 1e14

@@ -19,10 +19,9 @@ Each call runs in a SAVEPOINT on the rolled-back `db` transaction, under a 5 s
 statement_timeout (the writing functions insert draws and sessions, and a hostile
 argument must not hang a call).
 
-Known bugs are in KNOWN_BUGS: the generated calls that would hit one are not run
-(they would only hang until the timeout again), and each bug is one strict xfail in
-test_known_bug with its minimal reproduction; once fixed, that test XPASSes and fails
-the run, and removing the entry sends those inputs back to the generated tests.
+Every generated call runs and is checked: nothing is skipped as a known bug. A bug
+found here is fixed, and its minimal reproduction joins FORMER_BUGS, one regression
+test each (test_former_bug).
 """
 
 from __future__ import annotations
@@ -36,11 +35,11 @@ import reprlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
@@ -382,50 +381,8 @@ def signatures(db, name: str) -> list[Signature]:
 
 
 # ---------------------------------------------------------------------------
-# known bugs: left out of the generated calls, each one strict xfail below
+# bugs found here and fixed: their repros stay as regression tests (test_former_bug)
 
-
-def is_infinite(value) -> bool:
-    return isinstance(value, str) and value.strip().lower() in ("infinity", "-infinity", "+infinity")
-
-
-def day_number(value) -> float | None:
-    """Days from 0001-01-01 for the date texts DATE generates (±inf for infinity)."""
-    if value is None:
-        return None
-    if is_infinite(value):
-        return -math.inf if value.strip().startswith("-") else math.inf
-    match = re.fullmatch(r"(\d+)-(\d\d)-(\d\d)( BC)?", value)
-    assert match, value
-    year, month, day, bc = int(match[1]), int(match[2]), int(match[3]), match[4]
-    year = 1 - year if bc else year
-    return (year - 1) * 365.2425 + (month - 1) * 30.44 + day
-
-
-def infinite_week(a: dict) -> bool:
-    """The week the function works on is ±infinity (p_week_start, else p_now)."""
-    return is_infinite(a["p_week_start"]) or (a["p_week_start"] is None and is_infinite(a.get("p_now")))
-
-
-def rebuild_runs_long(a: dict) -> bool:
-    """rebuild_share_aggregates loops over every week of [p_from, p_to] (~13 ms a week)."""
-    start, end = day_number(a["p_from"]), day_number(a["p_to"])
-    if start is None or end is None:
-        return False          # NULL: the events' own range
-    if any(not math.isinf(d) and abs(d) > 294277 * 365.2425 for d in (start, end)):
-        return False          # past 294276 AD: 22008 at once
-    return start <= end and (math.isinf(start) or math.isinf(end) or end - start > 2 * 366)
-
-
-@dataclass
-class KnownBug:
-    function: str
-    hits: Callable[[dict], bool]     # the generated arguments (by name) that reach it
-    repro: str                       # the minimal SQL
-    reason: str
-
-
-# Bugs found here and fixed; their repros stay as regression tests (test_former_bug).
 FORMER_BUGS = [
     # an infinite week made generate_series(v_week, v_week + 6, '1 day') endless
     "SELECT get_weekly_game_data('alice', 'infinity')",
@@ -441,19 +398,6 @@ FORMER_BUGS = [
     "SELECT * FROM run_lottery_draw('-infinity')",
     "SELECT * FROM run_lottery_draw(NULL, 'infinity')",
 ]
-# Open bugs: the generated calls that would hit one are not run, and each is one
-# strict xfail in test_known_bug with its minimal reproduction. None at present.
-KNOWN_BUGS: list[KnownBug] = []
-BUGS_BY_FUNCTION: dict[str, list[KnownBug]] = {}
-for _bug in KNOWN_BUGS:
-    BUGS_BY_FUNCTION.setdefault(_bug.function, []).append(_bug)
-
-
-def known_bug(sig: Signature, values: list) -> KnownBug | None:
-    # Left-out trailing arguments take their defaults: NULL, or now() for p_now.
-    named = {arg.name: (values[i] if i < len(values) else ("now" if arg.name == "p_now" else None))
-             for i, arg in enumerate(sig.args)}
-    return next((bug for bug in BUGS_BY_FUNCTION.get(sig.name, []) if bug.hits(named)), None)
 
 
 # ---------------------------------------------------------------------------
@@ -478,13 +422,9 @@ def check_call(db, query: sql.Composable, params: list, what: str) -> None:
             f"{what} raised {exc.sqlstate} {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
 
 
-def run(db, sig: Signature, values: list) -> bool:
-    """False when the call is a known bug's and was not run."""
-    if known_bug(sig, values):
-        return False
+def run(db, sig: Signature, values: list) -> None:
     query, params = sig.call(values)
     check_call(db, query, params, f"{sig.regprocedure} with {short(tuple(values))}")
-    return True
 
 
 @pytest.fixture
@@ -501,7 +441,8 @@ def test_boundary_values(hostile_db, name):
         for typical in itertools.product(*(arg.typicals for arg in sig.args)):
             for i, arg in enumerate(sig.args):
                 for value in arg.specials():
-                    ran += run(hostile_db, sig, [*typical[:i], value, *typical[i + 1:]])
+                    run(hostile_db, sig, [*typical[:i], value, *typical[i + 1:]])
+                    ran += 1
     assert ran > 0
 
 
@@ -516,21 +457,8 @@ def test_random_values(hostile_db, name):
         @given(values=st.tuples(*(arg.strategy() for arg in sig.args)),
                count=st.integers(sig.required, len(sig.args)))
         def call(values, count):
-            if not run(hostile_db, sig, list(values[:count])):
-                event("known bug: not run")
+            run(hostile_db, sig, list(values[:count]))
         call()
-
-
-@pytest.mark.parametrize("bug", [
-    pytest.param(bug, id=bug.function, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                                               reason=bug.reason))
-    for bug in KNOWN_BUGS] or [pytest.param(None, id="none-open")])
-def test_known_bug(db, bug):
-    if bug is None:
-        assert KNOWN_BUGS == []  # nothing open: the generated tests run every input
-        return
-    db.execute("SET LOCAL statement_timeout = '1s'")
-    check_call(db, sql.SQL(bug.repro), [], bug.repro)
 
 
 @pytest.mark.parametrize("repro", FORMER_BUGS)

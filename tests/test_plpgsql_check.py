@@ -133,6 +133,20 @@ def test_every_allow_list_entry_still_matches_a_finding(findings):
     assert not stale, "db/plpgsql_check_allow.tsv lists findings that are gone; delete:\n  " + "\n  ".join(stale)
 
 
+def test_no_immutable_plpgsql_function_calls_a_stable_or_volatile_project_function(db, plpgsql_check):
+    """The PL/pgSQL side of tests/test_apply.py's check of IMMUTABLE SQL functions:
+    plpgsql_check lists the functions of this project each one calls (not the built-in ones)."""
+    depends = sql.SQL("SELECT d.oid::regprocedure::text FROM {}.plpgsql_show_dependency_tb(%s::oid::regprocedure) AS d"
+                      " JOIN pg_proc c ON c.oid = d.oid WHERE d.type = 'FUNCTION' AND c.provolatile <> 'i'"
+                      ).format(plpgsql_check)
+    immutable = [(oid, signature) for oid, _, signature, *_ in db.execute(PLPGSQL_FUNCTIONS).fetchall()
+                 if db.execute("SELECT provolatile = 'i' FROM pg_proc WHERE oid = %s", (oid,)).fetchone()[0]]
+    assert len(immutable) >= 4
+    mislabelled = {signature: called for oid, signature in immutable
+                   if (called := [c for (c,) in db.execute(depends, (oid,)).fetchall()])}
+    assert mislabelled == {}
+
+
 WORKOUT = [
     "SELECT parse_week('2026-11-18')", "SELECT parse_week('2026-11-18T10:00:00Z')",
     "SELECT parse_week('2026-02-30')", "SELECT parse_week('soon')",

@@ -1,6 +1,9 @@
 """db/functions/80_views.sql: the BI views."""
 
-from tests.helpers import add_shares
+from datetime import date
+
+from db import apply as db_apply
+from tests.helpers import add_shares, database_without, readme_bi_views
 
 NOW = "2026-11-24 10:00+00"
 
@@ -41,3 +44,59 @@ def test_xp_total_is_the_sum_of_the_ledger(db):
     db.execute("INSERT INTO xp_transactions (user_id, amount, source, reference_id)"
                " VALUES ('a', 10, 'badge', 'b1'), ('a', 25, 'lottery', 'd1'), ('b', 5, 'lottery', 'd1')")
     assert db.execute("SELECT user_id, xp_total FROM user_xp_totals ORDER BY 1").fetchall() == [("a", 35), ("b", 5)]
+
+
+def test_engagement_leaves_out_a_week_whose_next_week_is_still_open(db):
+    """Only whole next weeks compare: last week's miners are not yet counted against this one."""
+    open_week, last_week, week_before = db.execute(
+        "SELECT w, w - 7, w - 14 FROM lottery_week_at(now()) AS w").fetchone()
+    for week in (week_before, last_week, open_week):
+        add_shares(db, ("m", 1.0, f"{week} 00:00"))
+    weeks = [w for (w,) in db.execute("SELECT DISTINCT week_start FROM game_engagement_weekly").fetchall()]
+    assert weeks == [week_before]
+
+
+def bi_columns(db) -> dict[str, dict[str, str]]:
+    """view -> {column: type} of every relation lottery_bi may read."""
+    columns: dict[str, dict[str, str]] = {}
+    for view, column, type_name in db.execute(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class c"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+            " WHERE c.relnamespace = 'public'::regnamespace AND has_table_privilege('lottery_bi', c.oid, 'SELECT')"
+            " ORDER BY c.relname, a.attnum").fetchall():
+        columns.setdefault(view, {})[column] = type_name
+    return columns
+
+
+def test_the_readme_documents_each_bi_view_and_its_columns(db):
+    documented = readme_bi_views()
+    assert {view: set(cols) for view, cols in bi_columns(db).items()} == documented
+
+
+def test_every_bi_view_names_its_week_by_a_date(db):
+    weeks = {view: cols["week_start"] for view, cols in bi_columns(db).items() if "week_start" in cols}
+    assert set(weeks) == {"weekly_rankings", "lottery_draw_results", "game_popularity_weekly",
+                          "game_engagement_weekly"}
+    assert set(weeks.values()) == {"date"}, weeks
+
+
+def test_migration_0009_makes_weekly_rankings_week_a_date_for_bi_alone(pg_cluster):
+    with database_without(pg_cluster, "0009_weekly_rankings_week_date") as (url, conn):
+        # A deployment drawn before 0009, with the grants the views file gave then.
+        draw = conn.execute("INSERT INTO lottery_draws (week_start, week_end, status) VALUES"
+                            " ('2026-11-16 00:00+00', '2026-11-23 00:00+00', 'completed') RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO lottery_results (draw_id, user_id, rank, best_difficulty, best_share_at, xp_awarded)"
+                     " VALUES (%s, 'a', 1, 5, '2026-11-17 00:00+00', 100)", (draw,))
+        conn.execute("REFRESH MATERIALIZED VIEW weekly_rankings")
+        conn.execute("GRANT SELECT ON weekly_rankings TO lottery_bi, lottery_web")
+        assert conn.execute("SELECT pg_typeof(week_start)::text FROM weekly_rankings").fetchone() == \
+            ("timestamp with time zone",)
+        conn.commit()
+        lines = []
+        db_apply.apply(url, schedule=False, log=lines.append)
+        assert "migrations: 1 applied (0009_weekly_rankings_week_date)" in lines
+        assert conn.execute("SELECT week_start, user_id, rank, xp_awarded FROM weekly_rankings").fetchall() == \
+            [(date(2026, 11, 16), "a", 1, 100)]
+        assert conn.execute("SELECT has_table_privilege('lottery_bi', 'weekly_rankings', 'SELECT'),"
+                            " has_table_privilege('lottery_web', 'weekly_rankings', 'SELECT')").fetchone() == \
+            (True, False)

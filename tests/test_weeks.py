@@ -47,6 +47,22 @@ def test_week_functions_ignore_session_timezone(db, zone):
     assert [str(v) for v in row] == ["2026-11-16", "2026-11-16", "2026-11-16", "2026-11-16T00:00:00Z"]
 
 
+# Weeks in which the session's zone moves its clocks (2026): still 168 hours, Monday to Monday UTC.
+CLOCK_CHANGE_WEEKS = [("Europe/Berlin", "2026-03-23"), ("Europe/Berlin", "2026-10-19"),
+                      ("America/Los_Angeles", "2026-03-02"), ("America/Los_Angeles", "2026-10-26")]
+
+
+@pytest.mark.parametrize("zone, monday", CLOCK_CHANGE_WEEKS)
+def test_a_week_with_a_clock_change_in_the_session_zone_is_still_utc(db, zone, monday):
+    sunday, next_monday = (str(d) for d in db.execute("SELECT %s::date + 6, %s::date + 7", (monday, monday)).fetchone())
+    db.execute("SELECT set_config('TimeZone', %s, true)", (zone,))
+    assert boundaries(db, f"{monday} 12:00:00+00")[:2] == (f"{monday}T00:00:00Z", f"{next_monday}T00:00:00Z")
+    assert db.execute("SELECT iso_utc(week_end_shown(%s)), iso_utc(next_draw_at(%s::timestamptz)),"
+                      " get_weekly_game_data('nobody', %s)->>'weekEnd'",
+                      (monday, f"{monday} 00:01:00+00", monday)).fetchone() == \
+        (f"{sunday}T23:59:59Z", f"{next_monday}T00:01:00Z", f"{sunday}T23:59:59Z")
+
+
 @pytest.mark.parametrize("text, monday", [
     ("2026-11-18", "2026-11-16"),
     ("2026-11-16", "2026-11-16"),

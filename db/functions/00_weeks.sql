@@ -1,5 +1,8 @@
 -- ISO weeks in UTC. A week is the half-open range [Monday 00:00, next Monday 00:00)
--- and is named by its Monday (a date). Nothing here reads the session TimeZone.
+-- and is named by its Monday (a date). Nothing here reads the session TimeZone:
+-- instants are built from dates and timestamps (without time zone) AT TIME ZONE
+-- 'UTC', never by adding an interval to a timestamptz, which counts days in the
+-- session's zone (a week with a DST change would be 167 or 169 hours long).
 
 CREATE OR REPLACE FUNCTION lottery_week(p_day date)
 RETURNS date
@@ -29,10 +32,10 @@ CREATE OR REPLACE FUNCTION get_week_boundaries(p_at timestamptz DEFAULT now())
 RETURNS TABLE (week_start timestamptz, week_end timestamptz, iso_year integer, iso_week integer)
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-    SELECT s, s + interval '7 days',
+    SELECT lottery_week_start_ts(w), lottery_week_start_ts(w + 7),
            CASE WHEN isfinite(p_at) THEN extract(isoyear FROM p_at AT TIME ZONE 'UTC')::integer END,
            CASE WHEN isfinite(p_at) THEN extract(week FROM p_at AT TIME ZONE 'UTC')::integer END
-    FROM lottery_week_start_ts(lottery_week_at(p_at)) AS s
+    FROM lottery_week_at(p_at) AS w
 $$;
 COMMENT ON FUNCTION get_week_boundaries(timestamptz) IS
     'The UTC ISO week containing p_at: week_start inclusive, week_end exclusive (next Monday 00:00 UTC), ISO year and week number (NULL for an infinite p_at).';
@@ -40,7 +43,7 @@ GRANT EXECUTE ON FUNCTION get_week_boundaries(timestamptz) TO lottery_web, lotte
 
 CREATE OR REPLACE FUNCTION iso_utc(p_at timestamptz)
 RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE  -- as to_char is
 AS $$ SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
 COMMENT ON FUNCTION iso_utc(timestamptz) IS
     'ISO 8601 text of p_at in UTC to the second, e.g. 2026-02-16T00:00:00Z (the frontend''s format).';
@@ -135,7 +138,7 @@ GRANT EXECUTE ON FUNCTION week_or_open(date, timestamptz) TO lottery_web, lotter
 CREATE OR REPLACE FUNCTION week_end_shown(p_week date)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT lottery_week_start_ts(p_week) + interval '7 days' - interval '1 second' $$;
+AS $$ SELECT ((lottery_week(p_week) + 7)::timestamp - interval '1 second') AT TIME ZONE 'UTC' $$;
 COMMENT ON FUNCTION week_end_shown(date) IS
     'The end of the week of p_week as the frontend shows it (weekEnd): Sunday 23:59:59 UTC. The week itself runs to the next Monday 00:00 UTC, exclusive.';
 GRANT EXECUTE ON FUNCTION week_end_shown(date) TO lottery_web, lottery_bi;
@@ -174,9 +177,10 @@ CREATE OR REPLACE FUNCTION next_draw_at(p_now timestamptz DEFAULT now())
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN p_now < monday_draw THEN monday_draw
-                ELSE monday_draw + interval '7 days' END
-    FROM (SELECT lottery_week_start_ts(lottery_week_at(p_now)) + interval '1 minute') AS t(monday_draw)
+    SELECT CASE WHEN p_now < this_monday THEN this_monday ELSE next_monday END
+    FROM lottery_week_at(p_now) AS w,
+         LATERAL (SELECT (w::timestamp + interval '1 minute') AT TIME ZONE 'UTC',
+                         ((w + 7)::timestamp + interval '1 minute') AT TIME ZONE 'UTC') AS t(this_monday, next_monday)
 $$;
 COMMENT ON FUNCTION next_draw_at(timestamptz) IS
     'The next scheduled draw strictly after p_now: Monday 00:01 UTC.';

@@ -42,13 +42,12 @@ BEGIN
         DELETE FROM share_rank_bucket_groups WHERE week_start = v_week;
         DELETE FROM blocks_found WHERE week_start = v_week;
         DELETE FROM network_difficulty_changes
-        WHERE ts >= lottery_week_start_ts(v_week) AND ts < lottery_week_start_ts(v_week) + interval '7 days';
+        WHERE ts >= lottery_week_start_ts(v_week) AND ts < lottery_week_start_ts(v_week + 7);  -- UTC days, whatever the session zone
         UPDATE event_weeks SET accepted_shares = 0, unverified_shares = 0, forged_shares = 0 WHERE week_start = v_week;
         FOR d IN 0..6 LOOP
             INSERT INTO share_replay (ts, event_type, payload)
             SELECT ts, event_type, payload FROM mining_events
-            WHERE ts >= lottery_week_start_ts(v_week) + make_interval(days => d)
-              AND ts <  lottery_week_start_ts(v_week) + make_interval(days => d + 1);
+            WHERE ts >= lottery_week_start_ts(v_week + d) AND ts < lottery_week_start_ts(v_week + d + 1);
             GET DIAGNOSTICS v_batch = ROW_COUNT;
             v_events := v_events + v_batch;
             PERFORM fold_pending_shares();

@@ -6,7 +6,7 @@
 
 CREATE OR REPLACE FUNCTION event_partition_name(p_week date)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as to_char is
 AS $$
     -- BC years would otherwise share a name with the AD year of the same digits.
     SELECT 'mining_events_p' || to_char(w, 'YYYYMMDD') || CASE WHEN w < '0001-01-01' THEN '_bc' ELSE '' END
@@ -20,8 +20,8 @@ COMMENT ON FUNCTION event_partition_name(date) IS
 -- mining_events, or migrations could not replace the table.
 CREATE OR REPLACE VIEW mining_events_partitions AS
 SELECT p.partition, p.is_default, p.range_start, p.range_end,
-       CASE WHEN p.range_end = p.range_start + interval '7 days'
-             AND p.range_start = lottery_week_start_ts(lottery_week_at(p.range_start))
+       CASE WHEN p.range_start = lottery_week_start_ts(lottery_week_at(p.range_start))
+             AND p.range_end = lottery_week_start_ts(lottery_week_at(p.range_start) + 7)
             THEN lottery_week_at(p.range_start) END AS week_start
 FROM (SELECT c.oid::regclass AS partition,
              b.bound = 'DEFAULT' AS is_default,
@@ -66,7 +66,7 @@ BEGIN
 
     FOR v_week IN SELECT v_first + 7 * i FROM generate_series(0, v_ahead) AS i LOOP
         v_from := lottery_week_start_ts(v_week);
-        v_to := v_from + interval '7 days';
+        v_to := lottery_week_start_ts(v_week + 7);  -- not v_from + 7 days: those count in the session's zone
         CONTINUE WHEN EXISTS (SELECT FROM mining_events_partitions p
                               WHERE NOT p.is_default AND p.range_start < v_to AND p.range_end > v_from);
         IF NOT v_locked THEN
@@ -125,7 +125,7 @@ BEGIN
     INTO v_names, v_weeks
     FROM mining_events_partitions p
     WHERE p.week_start IS NOT NULL
-      AND p.range_end + make_interval(days => 7 * v_retention) < p_now;
+      AND p.range_end + make_interval(hours => 168 * v_retention) < p_now;  -- whole UTC weeks
     FOR i IN 1 .. coalesce(array_length(v_names, 1), 0) LOOP
         v_name := v_names[i];
         -- Raw events go only after the week's draw is completed; an empty

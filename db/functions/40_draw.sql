@@ -14,7 +14,7 @@ COMMENT ON FUNCTION lottery_result_line_text(integer, text, double precision, te
 
 CREATE OR REPLACE FUNCTION lottery_result_line(p_result lottery_results)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as lottery_result_line_text is
 SET extra_float_digits = 1  -- shortest exact float text, whatever the session says
 AS $$
     SELECT lottery_result_line_text(p_result.rank, p_result.user_id, p_result.best_difficulty,
@@ -47,6 +47,7 @@ DECLARE
     v_now   timestamptz := lottery_clock(p_now);
     v_week  date := check_lottery_week(coalesce(p_week_start, lottery_week_at(v_now) - 7), v_now);
     v_start timestamptz := lottery_week_start_ts(v_week);
+    v_end   timestamptz := lottery_week_start_ts(v_week + 7);  -- UTC, whatever the session's zone
     v_draw  lottery_draws;
     v_participants integer;
     v_shares bigint;
@@ -56,17 +57,17 @@ BEGIN
     -- What this transaction queued itself is part of the week too.
     PERFORM fold_pending_shares();
 
-    IF v_start + interval '7 days' > v_now THEN
+    IF v_end > v_now THEN
         RAISE SQLSTATE 'LTW01' USING
             MESSAGE = format('the week of %s has not closed yet', v_week),
             HINT = format('It closes at %s; the scheduled draw runs at Monday 00:01 UTC.',
-                          iso_utc(v_start + interval '7 days'));
+                          iso_utc(v_end));
     END IF;
 
     -- Claim the week. A concurrent call for the same week waits here on the
     -- unique index until the first commits, then finds the completed draw.
     INSERT INTO lottery_draws (week_start, week_end, status)
-    VALUES (v_start, v_start + interval '7 days', 'in_progress')
+    VALUES (v_start, v_end, 'in_progress')
     ON CONFLICT (week_start) DO NOTHING
     RETURNING * INTO v_draw;
 

@@ -17,26 +17,27 @@ COMMENT ON FUNCTION check_game_type(text) IS
     'Returns p_game_type when it is hammer, horse_race, slots or scratch_card; raises LTG01 otherwise.';
 GRANT EXECUTE ON FUNCTION check_game_type(text) TO lottery_web;
 
+-- json, not jsonb: its members come out in the interface's order (jsonb sorts them).
 CREATE OR REPLACE FUNCTION get_weekly_game_data(p_user_id text, p_week_start date DEFAULT NULL,
                                                 p_now timestamptz DEFAULT now())
-RETURNS jsonb
+RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_now  timestamptz := lottery_clock(p_now);
-    v_data jsonb;
+    v_data json;
 BEGIN
     -- One statement (its plan is cached for the session): the user's one
     -- participant-week row, the final or live rank, the network difficulty at
     -- the end of the week (now, for the open week) and found blocks.
-    SELECT jsonb_build_object(
+    SELECT json_build_object(
         'weekStart', iso_utc(lottery_week_start_ts(k.week)),
         'weekEnd', iso_utc(week_end_shown(k.week)),
         'bestDifficulty', coalesce(w.best_difficulty, 0),
         'bestHash', coalesce(w.best_hash, ''),
         'networkDifficulty', n.difficulty,
         'progressRatio', get_progress_ratio(coalesce(w.best_difficulty, 0), n.difficulty),
-        'dailyBestDiffs', coalesce(to_jsonb(w.day_best), '[0, 0, 0, 0, 0, 0, 0]'::jsonb),
+        'dailyBestDiffs', coalesce(w.day_best, '{0, 0, 0, 0, 0, 0, 0}'),
         'totalShares', coalesce(w.share_count, 0),
         'weeklyRank', r.rank,
         'percentile', lottery_percentile(r.rank, r.participants),
@@ -46,18 +47,18 @@ BEGIN
     LEFT JOIN share_weekly_best w ON w.week_start = k.week AND w.user_id = k.user_id
     CROSS JOIN LATERAL week_rank(k.user_id, k.week) AS r
     CROSS JOIN LATERAL (SELECT network_difficulty_at(
-                            least(lottery_week_start_ts(k.week) + interval '7 days' - interval '1 microsecond', v_now))
+                            least(lottery_week_start_ts(k.week + 7) - interval '1 microsecond', v_now))
                         AS difficulty) AS n;
     RETURN v_data;
 END
 $$;
 COMMENT ON FUNCTION get_weekly_game_data(text, date, timestamptz) IS
-    'WeeklyGameData of a user for the week containing p_week_start (default: the open week): the 11 camelCase keys of the frontend contract. weeklyRank is final once drawn, else live; zeros without shares.';
+    'WeeklyGameData of a user for the week containing p_week_start (default: the open week): the 11 camelCase keys of the frontend contract, in its order. weeklyRank is final once drawn, else live; zeros without shares.';
 GRANT EXECUTE ON FUNCTION get_weekly_game_data(text, date, timestamptz) TO lottery_web;
 
 CREATE OR REPLACE FUNCTION game_view(p_game_type text, p_data jsonb)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as jsonb_build_object and jsonb_agg are
 AS $$
     SELECT CASE check_game_type(p_game_type)
     WHEN 'hammer' THEN jsonb_build_object(
@@ -93,15 +94,18 @@ GRANT EXECUTE ON FUNCTION game_view(text, jsonb) TO lottery_web;
 CREATE OR REPLACE FUNCTION get_game_data(p_user_id text, p_game_type text,
                                          p_week_start date DEFAULT NULL,
                                          p_now timestamptz DEFAULT now())
-RETURNS jsonb
+RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_data jsonb := get_weekly_game_data(p_user_id, p_week_start, p_now);
+    v_data json := get_weekly_game_data(p_user_id, p_week_start, p_now);
 BEGIN
-    RETURN v_data || jsonb_build_object('game', game_view(check_game_type(p_game_type), v_data));
+    -- WeeklyGameData's members in their order, then "game" (json keeps the text
+    -- as built: its closing brace makes room for one more member).
+    RETURN (left(v_data::text, -1) || ', "game" : '
+            || game_view(check_game_type(p_game_type), v_data::jsonb)::text || '}')::json;
 END
 $$;
 COMMENT ON FUNCTION get_game_data(text, text, date, timestamptz) IS
-    'WeeklyGameData of a user plus a "game" key holding the view of one game (see game_view).';
+    'WeeklyGameData of a user, in its order, then a "game" key holding the view of one game (see game_view).';
 GRANT EXECUTE ON FUNCTION get_game_data(text, text, date, timestamptz) TO lottery_web;

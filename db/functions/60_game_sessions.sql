@@ -2,7 +2,7 @@
 
 CREATE OR REPLACE FUNCTION game_session_json(p_session game_sessions)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as jsonb_build_object and iso_utc_precise are
 AS $$
     SELECT jsonb_build_object(
         'id', p_session.id,

@@ -102,7 +102,7 @@ BEGIN
         -- every older week falls off the expected date.
         SELECT count(*) AS weeks
         FROM (SELECT week_start, row_number() OVER (ORDER BY week_start DESC) AS n FROM mine) AS m, latest
-        WHERE m.week_start = latest.week_start - (m.n - 1) * interval '7 days'
+        WHERE lottery_week_at(m.week_start) = lottery_week_at(latest.week_start) - 7 * (m.n - 1)::integer
     ), favourite AS (
         SELECT game_type FROM game_sessions WHERE user_id = p_user_id
         GROUP BY game_type ORDER BY sum(play_count) DESC, max(last_played_at) DESC, game_type

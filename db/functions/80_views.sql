@@ -45,10 +45,11 @@ CROSS JOIN LATERAL (
                    WHERE s.user_id = w.user_id
                      AND s.week_start = lottery_week_start_ts(w.week_start)) AS played) AS p
 LEFT JOIN share_weekly_best n ON n.week_start = w.week_start + 7 AND n.user_id = w.user_id
-WHERE w.week_start + 7 <= lottery_week_at(now())
+WHERE w.week_start + 14 <= lottery_week_at(now())  -- the next week has closed too: it is whole
 GROUP BY w.week_start, p.played;
 COMMENT ON VIEW game_engagement_weekly IS
-    'Did playing help mining? For each closed week, the miners of that week split by whether they played any game for it: how many, their average shares, the percentage who mined again the next week and their average shares then.';
+    'Did playing help mining? For each week whose next week has closed too, the miners of that week split by whether they played any game for it: how many, their average shares, the percentage who mined again the next week and their average shares then.';
 GRANT SELECT ON game_engagement_weekly TO lottery_bi;
 
-GRANT SELECT ON weekly_rankings TO lottery_bi, lottery_web;
+-- weekly_rankings is a materialized view: created by the migrations, refreshed by the draw.
+GRANT SELECT ON weekly_rankings TO lottery_bi;

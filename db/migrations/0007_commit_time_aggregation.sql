@@ -143,3 +143,10 @@ DROP FUNCTION IF EXISTS share_event_problem(text, jsonb);
 -- Retired: superseded by completed_draw(); ranked_week gained an optional rank bucket.
 DROP FUNCTION IF EXISTS raise_draw_not_found(text);
 DROP FUNCTION IF EXISTS ranked_week(date);
+
+-- A week is 168 hours in UTC: "+ interval '7 days'" follows the session's time
+-- zone across a clock change and made such a week an hour short or long.
+ALTER TABLE lottery_draws DROP CONSTRAINT lottery_draws_week_is_iso_week;
+ALTER TABLE lottery_draws ADD CONSTRAINT lottery_draws_week_is_iso_week CHECK (
+    week_start = date_trunc('week', week_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    AND week_end = week_start + interval '168 hours');

@@ -40,9 +40,9 @@ async def client(settings):
 
 
 @pytest.fixture(scope="session")
-def readonly_db_url(lottery_proc, pg_cluster):
+def readonly_db_url(shared_clone):
     """One clone for tests that never write (auth failures, bad input rejected before SQL)."""
-    with pg_cluster.clone(lottery_proc.template_dbname, "lottery_api_readonly") as url:
+    with shared_clone("lottery_api_readonly", "readonly_db_url") as url:
         yield url
 
 
