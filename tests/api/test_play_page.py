@@ -269,3 +269,35 @@ def test_a_page_on_another_origin_reaches_the_api_only_when_its_origin_is_in_cor
                 assert field(page, '[data-game="hammer"]', "progressRatio") is None
                 refused = errors(page.console())
                 assert refused and any("blocked by CORS policy" in m for m in refused), refused
+
+
+def test_a_pasted_token_is_used_a_refused_one_is_asked_again_and_kept_for_its_api_only(page, settings, shares):
+    from selenium.webdriver.common.by import By
+
+    shares.add("alice", 5000.0)
+    shares.add("alice", 7000.0, weeks_ago=1)
+    shares.draw(weeks_ago=1)
+    with serve(create_app(settings)) as address:
+        def paste(text: str) -> None:
+            page.wait(lambda: page.driver.find_element(By.ID, "token-panel").is_displayed(), what="the token form")
+            box = page.driver.find_element(By.ID, "token-input")
+            box.clear()
+            box.send_keys(text)
+            page.driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+
+        page.driver.get(f"http://{address}/play")
+        paste(token("alice", secret="not-the-key-" + "0" * 40))
+        refused = page.wait(lambda: page.js(
+            "const e = document.getElementById('token-error'); return !e.hidden && e.textContent"), what="the refusal")
+        assert refused.startswith("The API refused this token")
+        page.console()  # the refused requests' 401s
+
+        paste(token("alice"))
+        page.wait(lambda: loaded(page), what="the page with the pasted token")
+        assert errors(page.console()) == []
+
+        # The kept token stays with its API: a link naming another API gets the form, not the token.
+        page.driver.get(f"http://{address}/play/#api=http://127.0.0.1:9/")
+        page.wait(lambda: page.driver.find_element(By.ID, "token-panel").is_displayed(), what="the token form")
+        assert page.js("return document.getElementById('content').hidden") is True
+        assert errors(page.console()) == []

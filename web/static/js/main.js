@@ -39,8 +39,10 @@ function feed(kind, ...text) {
   $('live-feed').prepend(item);
 }
 
+const base = apiBase();
+
 async function start(token) {
-  const api = createApi(apiBase(), token);
+  const api = createApi(base, token);
   $('token-panel').hidden = true;
   $('content').hidden = false;
   $('sign-out').hidden = false;
@@ -59,7 +61,7 @@ async function start(token) {
 
   const failure = await settle(everything());
   if (failure?.status === 401) {
-    forgetToken();
+    forgetToken(base);
     askForToken(`The API refused this token: ${failure.message}`);
     return;
   }
@@ -92,14 +94,17 @@ async function start(token) {
 
 $('token-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  saveToken($('token-input').value);
+  saveToken(base, $('token-input').value);
   window.location.reload();
 });
 $('sign-out').addEventListener('click', () => {
-  forgetToken();
+  forgetToken(base);
   window.location.reload();
 });
 
-const token = takeToken();
+// A new #token= or #api= typed into the address bar: start over with it.
+window.addEventListener('hashchange', () => window.location.reload());
+
+const token = takeToken(base);
 if (token) start(token);
 else askForToken(null);
