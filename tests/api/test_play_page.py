@@ -116,7 +116,8 @@ def errors(console: list[dict]) -> list[str]:
 
 # --- the tests -------------------------------------------------------------
 
-def test_play_shows_the_api_values_verifies_the_draw_and_follows_a_live_draw(page, settings, demo_user, shares):
+def test_play_shows_the_api_values_verifies_the_draw_and_follows_a_live_draw(page, settings, demo_user, shares,
+                                                                            record_property):
     user = demo_user
     with serve(create_app(settings)) as address, httpx.Client(base_url=f"http://{address}",
                                                               headers=auth(user)) as api:
@@ -204,6 +205,7 @@ def test_play_shows_the_api_values_verifies_the_draw_and_follows_a_live_draw(pag
         page.wait(lambda: field(page, "#draw", "weekStart")[1] == new_week
                   and page.js("return document.querySelectorAll('#live-feed [data-event]').length") >= 2,
                   timeout=max(0.0, 3.0 - (time.monotonic() - started)), what="the live draw")
+        record_property("live_draw_seconds", round(time.monotonic() - started, 3))  # in --junitxml reports
         feed = page.js("return [...document.querySelectorAll('#live-feed li')].map((li) => [li.dataset.event, li.textContent])")
         kinds = {kind: text for kind, text in feed}
         assert new_week[:10] in kinds["lottery_drawn"]

@@ -5,6 +5,8 @@
 //   3. each best difficulty must be proven by its hash: ckpool's
 //      0xFFFF * 2^208 / hash, within the 0.1% the draw allows for rounding;
 //   4. the order must follow the rule: difficulty high to low, then earlier first.
+// The formula and the tolerance are restated here on purpose: a verifier checks the
+// server against the published rule, not against the server's own code.
 
 export const TRUEDIFFONE = 0xffffn << 208n;
 const ROUNDING = 1.001;
