@@ -303,3 +303,25 @@ def test_a_pasted_token_is_used_a_refused_one_is_asked_again_and_kept_for_its_ap
         page.wait(lambda: page.driver.find_element(By.ID, "token-panel").is_displayed(), what="the token form")
         assert page.js("return document.getElementById('content').hidden") is True
         assert errors(page.console()) == []
+
+
+def test_verify_js_derives_each_difficulty_from_its_hash_as_ckpool_does(page, settings):
+    from core.rules import difficulty_of_hash, hash_for_difficulty
+
+    hashes = ["00000000ffff" + "0" * 52,  # difficulty 1
+              *(hash_for_difficulty(d) for d in (1.5, 1000.25, 238732.9099448106, 8.6e13, 1.7e14, 3e20)),
+              "000000000000000000019d02938188c01eb7c9fe7a6e9a82557028c7f8f2bfa8", "f" * 64]
+    line = '[3, "bc1qexample", 1000.25, "' + hashes[2] + '", "2026-11-27T16:06:30.308436Z"]'
+    with serve(create_app(settings)) as address:
+        page.driver.get(f"http://{address}/play/")
+        derived, nothing, parsed = page.driver.execute_async_script("""
+            const [hashes, line, done] = arguments;
+            import('./js/verify.js').then((v) => done([
+                hashes.map(v.difficultyFromHash),
+                ['', '0'.repeat(64), 'xyz', '00'].map(v.difficultyFromHash),
+                v.parseLine(line)]));""", hashes, line)
+    for hash_hex, value in zip(hashes, derived, strict=True):
+        assert value == pytest.approx(difficulty_of_hash(hash_hex), rel=1e-12), hash_hex
+    assert nothing == [None, None, None, None]  # no hash to prove anything
+    assert parsed == {"rank": 3, "userId": "bc1qexample", "bestDifficulty": 1000.25, "bestHash": hashes[2],
+                      "bestShareAt": "2026-11-27T16:06:30.308436Z"}
