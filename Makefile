@@ -17,6 +17,8 @@ export DATABASE_URL JWT_SECRET
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib wrk
+# The browser the /play page is tested in (tests/api/test_play_page.py).
+BROWSER_PACKAGES := chromium chromium-driver
 
 .PHONY: help system-deps venv migrate db run stop psql test coverage bench soak token clean
 
@@ -28,11 +30,11 @@ COVERAGE := --cov --cov-report= --plpgsql-cov
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-system-deps:  ## install PostgreSQL 15 and pg_cron from Debian's packages if absent
-	@if ! dpkg -s $(PG_PACKAGES) >/dev/null 2>&1; then \
-	  echo "==> installing $(PG_PACKAGES) (apt)"; \
+system-deps:  ## install PostgreSQL 15, pg_cron and headless Chromium from Debian's packages if absent
+	@if ! dpkg -s $(PG_PACKAGES) $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
+	  echo "==> installing $(PG_PACKAGES) $(BROWSER_PACKAGES) (apt)"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PG_PACKAGES) >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PG_PACKAGES) $(BROWSER_PACKAGES) >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

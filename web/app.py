@@ -9,6 +9,7 @@ import contextlib
 import gc
 import json
 import re
+from pathlib import Path
 
 import psycopg
 from starlette.applications import Starlette
@@ -17,7 +18,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from web import __version__
@@ -230,6 +232,8 @@ ROUTES = [
     Route("/livez", livez, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
     WebSocketRoute("/ws", websocket_endpoint),
+    # The reference client (web/static/): plain files, no token needed to load them.
+    Mount("/play", StaticFiles(directory=Path(__file__).with_name("static"), html=True), name="play"),
 ]
 
 
