@@ -70,6 +70,23 @@ def lottery_command() -> str:
     return shlex.quote(path if "/" in path else "./" + path)
 
 
+def pick_demo_user() -> str:
+    """The user `lottery welcome` shows, said on stderr (stdout keeps the token alone)."""
+    fix = "give --user ID (make token USER=ID), or start the local cluster with its demo week: make run"
+    try:
+        with connect(database_url(), autocommit=True) as conn:
+            row = welcome_user(conn)
+    except CliError as exc:
+        raise CliError(f"cannot pick the demo user: {exc.format_message()}", hint=fix) from exc
+    except psycopg.Error as exc:
+        raise CliError(f"cannot pick the demo user: {exc.sqlstate}: {str(exc).strip()}", hint=fix) from exc
+    if row is None:
+        raise CliError("no demo user: the database has no draw and no share this week", hint=fix)
+    click.echo(f"note: a token for {row[0]}, {row[1]} (the user `lottery welcome` shows); "
+               "--user ID (make token USER=ID) for another", err=True)
+    return row[0]
+
+
 def sign(user: str, admin: bool, ttl: int) -> str:
     try:
         return issue_token(user, admin=admin, ttl_seconds=ttl)
@@ -96,17 +113,7 @@ def token_command(user: str | None, demo_user: bool, admin: bool, ttl: int) -> i
     if (user is None) == (not demo_user):
         raise click.UsageError("give --user ID or --demo-user (one of them)")
     if demo_user:
-        with connect(database_url(), autocommit=True) as conn:
-            try:
-                row = welcome_user(conn)
-            except psycopg.Error as exc:
-                raise CliError(f"cannot pick the demo user: {exc.sqlstate}: {str(exc).strip()}") from exc
-        if row is None:
-            raise CliError("no demo user: the database has no draw and no share this week",
-                           hint="run `make run` (or `lottery demo`) first, or give --user ID (make token USER=ID)")
-        user = row[0]
-        click.echo(f"note: a token for {user}, {row[1]} (the user `lottery welcome` shows); "
-                   "--user ID (make token USER=ID) for another", err=True)
+        user = pick_demo_user()
     click.echo(sign(user, admin, ttl))
     return 0
 
