@@ -55,7 +55,7 @@ migrate: venv  ## apply migrations, functions and pg_cron jobs to DATABASE_URL
 	@echo "==> applying the database to $(DATABASE_URL)"
 	@$(PY) -m db.apply
 
-db: system-deps venv  ## start the local cluster (.pgdata, port $(PGPORT)) and apply the database
+db: system-deps venv  ## start the local cluster ($(PGDATA), port $(PGPORT)) and apply the database
 	@echo "==> starting PostgreSQL 15 with pg_cron in $(PGDATA) on port $(PGPORT)"
 	@$(PY) -m db.cluster start $(PGDATA) $(PGPORT)
 	@psql -h 127.0.0.1 -p $(PGPORT) -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$(DBNAME)'" | grep -q 1 \

@@ -73,8 +73,9 @@ def lottery_command() -> str:
 def pick_demo_user() -> str:
     """The user `lottery welcome` shows, said on stderr (stdout keeps the token alone)."""
     fix = "give --user ID (make token USER=ID), or start the local cluster with its demo week: make run"
+    url = database_url()
     try:
-        with connect(database_url(), autocommit=True) as conn:
+        with connect(url, autocommit=True) as conn:
             row = welcome_user(conn)
     except CliError as exc:
         raise CliError(f"cannot pick the demo user: {exc.format_message()}", hint=fix) from exc
