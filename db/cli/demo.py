@@ -26,6 +26,8 @@ WEEKS_SQL = """
     ORDER BY t.n
 """
 
+BEST_SQL = "SELECT best_difficulty FROM ranked_week(%s) WHERE rank = 1"
+
 
 def load_demo(conn: psycopg.Connection, data: DemoData, batch_size: int, progress: bool) -> None:
     """The users rows (best effort), then every event in one transaction."""
@@ -65,13 +67,13 @@ def check_hashes(data: DemoData) -> None:
                 raise CliError(f"internal error: hash {payload['hash']} does not prove sdiff {payload['sdiff']}")
 
 
-def print_summary(data: DemoData, seed: int, week: Week, current: Week, now, also_open_week: bool) -> None:
+def print_summary(data: DemoData, seed: int, week: Week, current: Week, now, also_open_week: bool,
+                  best: float | None) -> None:
     share_events = [(t, p) for t, e, p in data.events if e == "share_submitted"]
     in_week = [p for t, p in share_events if week.start <= t < week.end]
     rejected = sum(1 for _t, p in share_events if not p["accepted"])
     workers = sum(len(u.workers) for u in data.users)
     net = [p["diff"] for _t, e, p in data.events if e == "new_block_network"]
-    best = max((p["sdiff"] for p in in_week if p["accepted"]), default=None)
     blocks = sum(1 for _t, e, _p in data.events if e == "block_found")
     click.echo(f"demo (seed {seed}): week {week_label(week.monday, week.last_day)}: {len(data.users):,} miners, "
                f"{workers:,} workers, {len(in_week):,} shares in the week")
@@ -131,12 +133,14 @@ def demo_command(miners: int, shares: int, week: str | None, also_open_week: boo
         check_hashes(data)
         try:
             load_demo(conn, data, batch_size, want_progress(progress))
+            best = conn.execute(BEST_SQL, (target.monday,)).fetchone()
+            conn.rollback()
         except psycopg.Error as exc:
             conn.rollback()
             print_sql_error(exc)
             return 1
 
-    print_summary(data, seed, target, current, now, also_open_week)
+    print_summary(data, seed, target, current, now, also_open_week, best[0] if best else None)
     if before:
         click.echo(f"  note: the week already had {before:,} participants; the demo added to them")
     if drawn and drawn[0] == "completed":

@@ -89,7 +89,9 @@ OPEN_WEEK_SQL = f"""
 LIVE_SQL = """
     SELECT count(*), coalesce(sum(share_count), 0) FROM share_weekly_best WHERE week_start = %(week)s
 """
-LEADER_SQL = "SELECT user_id, best_difficulty FROM ranked_week(%(week)s) LIMIT 1"
+# rank = 1, not LIMIT 1: the window's run condition stops ranked_week() at the first
+# row, where LIMIT would wait for the whole week to be ranked and sorted.
+LEADER_SQL = "SELECT user_id, best_difficulty FROM ranked_week(%(week)s) WHERE rank = 1"
 LAST_DRAW_SQL = f"""
     SELECT {WEEK_DAYS_SQL.format(week="lottery_week_at(week_start)")}, total_participants, total_shares, drawn_at
     FROM lottery_draws WHERE status = 'completed' ORDER BY week_start DESC LIMIT 1

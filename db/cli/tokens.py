@@ -32,7 +32,7 @@ WELCOME_USER_SQL = """
      FROM last_draw d JOIN lottery_results r ON r.draw_id = d.id
      ORDER BY r.rank LIMIT 1)
     UNION ALL
-    (SELECT user_id, 'leading the open week' FROM ranked_week(lottery_week_at(now())) LIMIT 1)
+    (SELECT user_id, 'leading the open week' FROM ranked_week(lottery_week_at(now())) WHERE rank = 1)
     LIMIT 1
 """
 LAST_DRAWN_WEEK_SQL = "SELECT lottery_week_at(max(week_start)) FROM lottery_draws WHERE status = 'completed'"
