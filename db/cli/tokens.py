@@ -135,8 +135,9 @@ def print_try_lines(base: str, token: str | None, week) -> None:
 
 
 @click.command("welcome")
-@click.option("--port", type=click.IntRange(min=1), default=8000, show_default=True, help="The API's port.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="The API's host.")
+@click.option("--port", type=click.IntRange(min=1), default=8000, metavar="PORT", show_default=True,
+              help="The API's port.")
+@click.option("--host", default="127.0.0.1", metavar="HOST", show_default=True, help="The API's host.")
 @click.option("--user", metavar="ID", help="The user to show (default: the last draw's winner).")
 @click.option("--ttl", type=click.IntRange(min=1), default=DEFAULT_TTL, metavar="SECONDS", show_default=True,
               help="The token's lifetime.")
