@@ -27,8 +27,15 @@ BROWSER_PACKAGES := chromium chromium-driver
 # functions named by tests; one table at the end of the run.
 COVERAGE := --cov --cov-report= --plpgsql-cov
 
+# `make help` shows these variables by their values, not their names.
+HELP_VARS := PGDATA PGPORT HTTP_PORT DBNAME VENV
+
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
+	  | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "local database: $(LOCAL_DATABASE_URL)  API: http://127.0.0.1:$(HTTP_PORT)"
+	@echo "the lottery command: $(VENV)/bin/lottery --help (DATABASE_URL=$(LOCAL_DATABASE_URL))"
 
 system-deps:  ## install PostgreSQL 15, pg_cron and headless Chromium from Debian's packages if absent
 	@if ! dpkg -s $(PG_PACKAGES) $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
@@ -50,7 +57,7 @@ migrate: venv  ## apply migrations, functions and pg_cron jobs to DATABASE_URL
 	@echo "==> applying the database to $(DATABASE_URL)"
 	@$(PY) -m db.apply
 
-db: system-deps venv  ## start the local cluster (.pgdata, port $(PGPORT)) and apply the database
+db: system-deps venv  ## start the local cluster ($(PGDATA), port $(PGPORT)) and apply the database
 	@echo "==> starting PostgreSQL 15 with pg_cron in $(PGDATA) on port $(PGPORT)"
 	@$(PY) -m db.cluster start $(PGDATA) $(PGPORT)
 	@psql -h 127.0.0.1 -p $(PGPORT) -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$(DBNAME)'" | grep -q 1 \
@@ -71,8 +78,9 @@ stop:  ## stop the local cluster
 psql:  ## a psql shell on the local database
 	@psql -h 127.0.0.1 -p $(PGPORT) -U postgres $(DBNAME)
 
-token: venv  ## print a JWT for USER=... (ADMIN=1 for the admin claim)
-	@$(PY) -m db.cli token --user "$(USER)" $(if $(ADMIN),--admin)
+# USER only when given on make's command line: the shell's own $$USER is no user of the API.
+token: venv  ## print a JWT for USER=id (without USER=: the demo user `make run` shows); ADMIN=1 adds the admin claim
+	@$(PY) -m db.cli token $(if $(filter command line,$(origin USER)),--user '$(USER)',--demo-user) $(if $(ADMIN),--admin)
 
 test: system-deps venv  ## the whole test suite against a real PostgreSQL the tests start, with the coverage gate
 	@echo "==> running the tests (coverage gate: Python lines and PL/pgSQL statements >= 85%)"

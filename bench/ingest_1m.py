@@ -102,7 +102,7 @@ def main() -> int:
           f"in {time.perf_counter() - t0:.1f} s: {path}")
 
     sys.path.insert(0, str(ROOT))
-    from db.cli import DEFAULT_BATCH
+    from db.cli.ingest_load import DEFAULT_BATCH
     batch_size = args.batch_size or DEFAULT_BATCH
     cmd = [sys.executable, "-m", "db.cli", "ingest", str(path), "--no-progress", "--batch-size", str(batch_size)]
     if args.single_transaction:

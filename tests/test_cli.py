@@ -1,4 +1,4 @@
-"""The operator CLI (db/cli.py) against a real database: each test gets its own clone."""
+"""The operator CLI (db/cli/) against a real database: each test gets its own clone."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from db import cli
+from db.cli import draws as cli_draws
+from db.cli.common import url_for_database
+from db.cli.demo_data import generate_demo, segwit_v0_address
 
 ROOT = Path(__file__).resolve().parent.parent
 from core.rules import TRUEDIFFONE
@@ -158,7 +161,7 @@ def test_status_shows_the_next_draw_and_the_pg_cron_jobs(fresh_db, fresh_db_url,
                      (event["ts"], event["event_type"], json.dumps(event["payload"])))
         next_draw = conn.execute("SELECT next_draw_at()").fetchone()[0]
 
-    cron_url = cli.url_for_database(fresh_db_url, "postgres")
+    cron_url = url_for_database(fresh_db_url, "postgres")
     with psycopg.connect(cron_url, autocommit=True) as cron:
         cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
 
@@ -189,7 +192,7 @@ def test_status_shows_the_next_draw_and_the_pg_cron_jobs(fresh_db, fresh_db_url,
 
 
 def test_status_says_plainly_when_pg_cron_is_not_loaded(fresh_db_url, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "cron_database", lambda conn: None)
+    monkeypatch.setattr(cli_draws, "cron_database", lambda conn: None)
     code, out, err = run(capsys, fresh_db_url, "status")
     assert code == 0, err
     assert "pg_cron not loaded: the draw is not scheduled" in out
@@ -527,9 +530,9 @@ def test_demo_generates_a_believable_week(fresh_db_url, capsys):
 def test_demo_is_deterministic_for_a_seed():
     week = dt.date(2026, 11, 9)
     now = dt.datetime(2026, 11, 18, 12, tzinfo=UTC)
-    one = cli.generate_demo(5, 25, 30, week, now, also_open_week=False, open_week=dt.date(2026, 11, 16))
-    two = cli.generate_demo(5, 25, 30, week, now, also_open_week=False, open_week=dt.date(2026, 11, 16))
-    other = cli.generate_demo(6, 25, 30, week, now, also_open_week=False, open_week=dt.date(2026, 11, 16))
+    one = generate_demo(5, 25, 30, week, now, also_open_week=False, open_week=dt.date(2026, 11, 16))
+    two = generate_demo(5, 25, 30, week, now, also_open_week=False, open_week=dt.date(2026, 11, 16))
+    other = generate_demo(6, 25, 30, week, now, also_open_week=False, open_week=dt.date(2026, 11, 16))
     assert one.events == two.events and [u.user_id for u in one.users] == [u.user_id for u in two.users]
     assert one.events != other.events
     assert all(monday(week) <= ts < monday(week) + dt.timedelta(days=7) for ts, _e, _p in one.events)
@@ -538,7 +541,7 @@ def test_demo_is_deterministic_for_a_seed():
 def test_demo_addresses_are_valid_bech32():
     # BIP 173 test vector.
     program = bytes.fromhex("751e76e8199196d454941c45d1b3a323f1433bd6")
-    assert cli.segwit_v0_address(program) == "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+    assert segwit_v0_address(program) == "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,5 @@
+import sys
+
+from db.cli.app import main
+
+sys.exit(main())
