@@ -253,8 +253,8 @@ DUE_SQL = """
 """
 
 TOP10_SQL = """
-    SELECT r.rank, r.user_id, u.display_name, r.best_difficulty, r.ticket_count, r.xp_awarded
-    FROM lottery_results r LEFT JOIN users u ON u.id = r.user_id
+    SELECT r.rank, r.user_id, user_display_name(r.user_id), r.best_difficulty, r.ticket_count, r.xp_awarded
+    FROM lottery_results r
     WHERE r.draw_id = %s
     ORDER BY r.rank
     LIMIT 10
@@ -1252,8 +1252,7 @@ def cmd_welcome(args, url: str) -> int:
                 row = conn.execute(WELCOME_USER_SQL).fetchone()
                 user, why = row if row else (None, "")
             if user is not None:
-                row = conn.execute("SELECT display_name FROM users WHERE id = %s", (user,)).fetchone()
-                name = row[0] if row else None
+                name = conn.execute("SELECT user_display_name(%s)", (user,)).fetchone()[0]
             row = conn.execute("SELECT (max(week_start) AT TIME ZONE 'UTC')::date FROM lottery_draws "
                                "WHERE status = 'completed'").fetchone()
             week = row[0] if row else None
