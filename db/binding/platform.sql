@@ -64,7 +64,7 @@ BEGIN
         SET total_xp = user_gamification.total_xp + EXCLUDED.total_xp,
             updated_at = EXCLUDED.updated_at
     )
-    SELECT count(*) INTO v_delivered FROM ledger;
+    SELECT count(*)::integer INTO v_delivered FROM ledger;
     RETURN v_delivered;
 END
 $$;
