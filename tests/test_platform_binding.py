@@ -12,13 +12,16 @@ import threading
 import uuid
 from datetime import timedelta
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
 
 from db import apply as db_apply
+from tests.api.support import auth, make_settings
 from tests.helpers import utc
 from tests.test_plpgsql_check import CHECK_OPTIONS, PLPGSQL_FUNCTIONS, Finding, allowed_by, load_allow_list
+from web.app import create_app
 
 # The platform's tables as its earlier phases create them (CONTRACT section 10).
 PLATFORM_SCHEMA = """
@@ -327,6 +330,29 @@ def test_a_week_of_collector_events_delivers_xp_and_notifications_into_the_platf
     assert unregistered["myResult"]["displayName"] == address(11)   # no account: no name
     weekly = conn.execute("SELECT get_weekly_game_data(%s, %s, %s)", (address(3), WEEK, AFTER)).fetchone()[0]
     assert (weekly["weeklyRank"], weekly["bestDifficulty"], weekly["totalShares"]) == (4, 997000, 2)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_api_serves_a_miner_of_the_platform(platform, platform_url):
+    """The app, unchanged, on the platform's database: the miner's result and the top 10's names."""
+    draw(platform)
+    platform.commit()
+    app = create_app(make_settings(platform_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            reply = await http.get(f"/api/lottery/week/{WEEK}", headers=auth(address(12)))
+            weekly = await http.get(f"/api/games/weekly-data?week={WEEK}", headers=auth(address(12)))
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert (body["myResult"]["rank"], body["myResult"]["displayName"]) == (13, "Miner 12")
+    assert [r["displayName"] for r in body["top10"]] == [f"Miner {i}" for i in range(10)]
+    assert weekly.json()["weeklyRank"] == 13
 
 
 def test_an_unregistered_miner_in_the_top_10_is_ranked_but_not_notified(platform_url):
