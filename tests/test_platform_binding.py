@@ -256,6 +256,8 @@ def test_a_deployment_names_its_own_binding_file(fresh_db, fresh_db_url, tmp_pat
     lacking.write_text("CREATE OR REPLACE FUNCTION lottery_binding() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;")
     with pytest.raises(SystemExit, match=r"does not define .*deliver_draw_xp.*write_notification"):
         db_apply.apply(fresh_db_url, schedule=False, log=lambda *_: None, binding=str(lacking))
+    with pytest.raises(SystemExit, match=r"LOTTERY_BINDING='cloud' is neither standalone nor platform nor a \.sql file"):
+        db_apply.apply(fresh_db_url, schedule=False, log=lambda *_: None, binding="cloud")
 
 
 # ---------------------------------------------------------------------------
