@@ -1,6 +1,13 @@
-"""Apply the database: migrations, every function file, event partitions, then the pg_cron jobs.
+"""Apply the database: the binding, migrations, every function file, event partitions, then the pg_cron jobs.
 
-    python -m db.apply [--no-schedule]      (DATABASE_URL names the database)
+    python -m db.apply [--no-schedule] [--binding NAME|FILE]   (DATABASE_URL names the database)
+
+First the binding is chosen from the catalog (db/binding/detect.sql), before
+anything is written: "platform" when the platform's users, xp_ledger,
+user_gamification and notifications are there, "standalone" when none of them is;
+LOTTERY_BINDING (or --binding) names one instead: standalone, platform, or a
+deployment's own .sql file defining the same functions. The binding file is
+loaded before db/functions/, in the same transaction.
 
 Running it twice changes nothing: migrations are applied once (yoyo), function
 files are reloaded with CREATE OR REPLACE every time, and pg_cron jobs are
@@ -11,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -21,6 +30,11 @@ from yoyo import get_backend, read_migrations
 DB_DIR = Path(__file__).resolve().parent
 MIGRATIONS_DIR = DB_DIR / "migrations"
 FUNCTIONS_DIR = DB_DIR / "functions"
+BINDING_DIR = DB_DIR / "binding"
+BINDINGS = ("standalone", "platform")
+# The binding interface: every binding file defines the functions standalone.sql does.
+BINDING_INTERFACE = BINDING_DIR / "standalone.sql"
+_DEFINED = re.compile(r"CREATE\s+OR\s+REPLACE\s+FUNCTION\s+(\w+)\s*\(", re.I)
 
 # pg_cron jobs, by name: (schedule in UTC, command). The draw at Monday 00:01, an
 # hourly catch-up for missed weeks, and daily upkeep of the weekly event partitions
@@ -49,20 +63,58 @@ def apply_migrations(database_url: str) -> list[str]:
     return [m.id for m in pending]
 
 
+@dataclass(frozen=True)
+class Binding:
+    """The binding an apply loads: its name, its file, and how it was chosen."""
+    name: str
+    path: Path
+    chosen: str     # "chosen from the catalog" or "named by LOTTERY_BINDING"
+    found: str      # the tables the catalog showed, with their user key
+
+
+def functions_defined(path: Path) -> set[str]:
+    return set(_DEFINED.findall(path.read_text()))
+
+
+def choose_binding(conn: psycopg.Connection, named: str | None = None) -> Binding:
+    """The binding for this database (db/binding/detect.sql), or the one `named`.
+    Refuses, before anything is written, a database holding part of the platform only."""
+    detected, found, missing = conn.execute((BINDING_DIR / "detect.sql").read_text()).fetchone()
+    if named:
+        path = BINDING_DIR / f"{named}.sql" if named in BINDINGS else Path(named)
+        if not path.is_file():
+            raise SystemExit(f"binding: LOTTERY_BINDING={named!r} is neither {' nor '.join(BINDINGS)} "
+                             "nor a .sql file")
+        lacking = functions_defined(BINDING_INTERFACE) - functions_defined(path)
+        if lacking:
+            raise SystemExit(f"binding: {path} does not define {', '.join(sorted(lacking))} "
+                             f"(every binding defines the functions of {BINDING_INTERFACE.relative_to(DB_DIR.parent)})")
+        name = named if named in BINDINGS else path.stem
+        return Binding(name, path, "named by LOTTERY_BINDING", found)
+    if detected is None:
+        raise SystemExit(
+            f"binding: neither fits this database, nothing was applied: it has part of the platform's "
+            f"tables ({found}) but lacks {missing}. Complete the platform's schema, or name a binding "
+            f"with LOTTERY_BINDING=standalone|platform|FILE.sql (README: Installing into the platform).")
+    return Binding(detected, BINDING_DIR / f"{detected}.sql", "chosen from the catalog", found)
+
+
 def function_files() -> list[Path]:
     return sorted(FUNCTIONS_DIR.glob("*.sql"))
 
 
-def load_functions(conn: psycopg.Connection) -> int:
-    """Reload every function file in one transaction: all or none."""
-    files = function_files()
+def load_functions(conn: psycopg.Connection, binding: Binding | None = None) -> int:
+    """Reload the binding (default: the catalog's choice), then every function file, in one
+    transaction: all or none. The binding goes first: functions of db/functions/ call its functions."""
+    files = [(binding or choose_binding(conn)).path, *function_files()]
     with conn.transaction():
         for path in files:
             try:
                 conn.execute(path.read_text())
             except psycopg.Error as exc:
-                raise SystemExit(f"{path.relative_to(DB_DIR.parent)}: {exc}") from exc
-    return len(files)
+                where = path.relative_to(DB_DIR.parent) if path.is_relative_to(DB_DIR.parent) else path
+                raise SystemExit(f"{where}: {exc}") from exc
+    return len(files) - 1
 
 
 def schedule_draws(conn: psycopg.Connection, database_url: str, log) -> bool:
@@ -93,11 +145,15 @@ def schedule_draws(conn: psycopg.Connection, database_url: str, log) -> bool:
     return True
 
 
-def apply(database_url: str, schedule: bool = True, log=print) -> None:
+def apply(database_url: str, schedule: bool = True, log=print, binding: str | None = None) -> None:
+    """`binding`: a name or file that overrides the catalog's choice (LOTTERY_BINDING)."""
+    with psycopg.connect(database_url) as conn:
+        chosen = choose_binding(conn, binding)    # before anything is written
     applied = apply_migrations(database_url)
     log(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", none pending"))
+    log(f"binding: {chosen.name} ({chosen.chosen}; found {chosen.found})")
     with psycopg.connect(database_url) as conn:
-        count = load_functions(conn)
+        count = load_functions(conn, chosen)
         log(f"functions: {count} files reloaded from {FUNCTIONS_DIR.relative_to(DB_DIR.parent)}/")
         # At once, not at the job's next run: this week's partition and the next ones.
         with conn.transaction():
@@ -115,12 +171,15 @@ def apply(database_url: str, schedule: bool = True, log=print) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-schedule", action="store_true", help="do not register pg_cron jobs")
+    parser.add_argument("--binding", default=os.environ.get("LOTTERY_BINDING") or None,
+                        help="standalone, platform, or a .sql file of the same functions "
+                             "(default: LOTTERY_BINDING, else chosen from the catalog)")
     args = parser.parse_args(argv)
     database_url = os.environ.get("DATABASE_URL")
     if not database_url:
         print("DATABASE_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/lottery)", file=sys.stderr)
         return 2
-    apply(database_url, schedule=not args.no_schedule)
+    apply(database_url, schedule=not args.no_schedule, binding=args.binding)
     return 0
 
 

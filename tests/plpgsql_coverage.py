@@ -49,6 +49,7 @@ PLPGSQL_STATEMENTS_MIN = 85.0    # % of statements of all PL/pgSQL functions of 
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "db" / "functions"
+BINDING_DIR = ROOT / "db" / "binding"
 TESTS_DIR = ROOT / "tests"
 
 EXT_SCHEMA = "plpgsql_cov_tmp"   # created and rolled back in each harvested database
@@ -294,10 +295,11 @@ def percent(covered: int, total: int) -> float:
 
 
 def function_files() -> dict[str, str]:
-    """name -> file of every function that db/functions/*.sql defines."""
+    """name -> file of every function that db/functions/*.sql and the bindings define
+    (a binding's function by standalone.sql, the binding of the test databases)."""
     pattern = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:public\.)?\"?(\w+)\"?\s*\(", re.I)
     files = {}
-    for path in sorted(FUNCTIONS_DIR.glob("*.sql")):
+    for path in [*sorted(FUNCTIONS_DIR.glob("*.sql")), BINDING_DIR / "standalone.sql", BINDING_DIR / "platform.sql"]:
         for name in pattern.findall(path.read_text()):
             files.setdefault(name, path.name)
     return files

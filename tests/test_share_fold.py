@@ -223,13 +223,13 @@ def test_personal_best_of_all_time_and_its_notice_at_most_once_a_minute(fresh_db
     add(500.0, "2026-11-18 00:00")   # a new best of all time: one notice
     add(900.0, "2026-11-18 01:00")   # another, in the same minute of the server clock: none
     best = fresh_db.execute("SELECT best_difficulty, week_start::text FROM share_user_best").fetchone()
-    notices = fresh_db.execute("SELECT category, body FROM notifications WHERE user_id = 'alice'").fetchall()
+    notices = fresh_db.execute("SELECT subtype, body FROM notifications WHERE user_id = 'alice'").fetchall()
     assert best == (900.0, "2026-11-16")
     assert [c for c, _ in notices] == ["personal_best"] and "500" in notices[0][1]
     fresh_db.execute("UPDATE share_user_best SET notified_at = now() - interval '61 seconds'")
     fresh_db.commit()
     add(1000.0, "2026-11-18 02:00")
-    assert fresh_db.execute("SELECT count(*) FROM notifications WHERE category = 'personal_best'").fetchone()[0] == 2
+    assert fresh_db.execute("SELECT count(*) FROM notifications WHERE subtype = 'personal_best'").fetchone()[0] == 2
 
 
 def test_the_draw_folds_what_its_own_transaction_queued(fresh_db):

@@ -20,8 +20,8 @@ DRAW_SQL = f"SELECT {DRAW_COLUMNS} FROM run_lottery_draw(parse_week(%s)) AS d"
 DUE_SQL = f"SELECT {DRAW_COLUMNS} FROM run_due_draws() AS d"
 
 TOP10_SQL = """
-    SELECT r.rank, r.user_id, u.display_name, r.best_difficulty, r.ticket_count, r.xp_awarded
-    FROM lottery_results r LEFT JOIN users u ON u.id = r.user_id
+    SELECT r.rank, r.user_id, user_display_name(r.user_id), r.best_difficulty, r.ticket_count, r.xp_awarded
+    FROM lottery_results r
     WHERE r.draw_id = %s
     ORDER BY r.rank
     LIMIT 10

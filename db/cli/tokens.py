@@ -158,8 +158,7 @@ def welcome_command(port: int, host: str, user: str | None, ttl: int) -> int:
             if user is None:
                 user, why = welcome_user(conn) or (None, "")
             if user is not None:
-                row = conn.execute("SELECT display_name FROM users WHERE id = %s", (user,)).fetchone()
-                name = row[0] if row else None
+                name = conn.execute("SELECT user_display_name(%s)", (user,)).fetchone()[0]
             week = conn.execute(LAST_DRAWN_WEEK_SQL).fetchone()[0]
     except (CliError, psycopg.Error) as exc:
         click.echo(f"note: could not read the database ({exc})", err=True)

@@ -130,6 +130,9 @@ DECLARE
     v_weeks date[];
     v_buckets integer[];
     v_deltas bigint[];
+    v_notice_users text[];
+    v_notice_bests double precision[];
+    v_notice_weeks date[];
 BEGIN
     IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
         RETURN 0::bigint;
@@ -219,14 +222,6 @@ BEGIN
             notified_at = CASE WHEN a.notified_at > now() - interval '1 minute' THEN a.notified_at ELSE now() END
         WHERE share_beats(excluded.best_difficulty, excluded.best_at, a.best_difficulty, a.best_at)
         RETURNING a.user_id, a.best_difficulty, a.week_start, a.notified_at, NOT (a.xmax = 0) AS beaten
-    ), notices AS (
-        -- A share that beats the user's best of all time, at most one notice a minute.
-        INSERT INTO notifications (user_id, category, title, body)
-        SELECT user_id, 'personal_best', 'New personal best!',
-               format('Your best share ever: difficulty %s, in the week of %s.',
-                      round(best_difficulty::numeric, 2), week_start)
-        FROM all_time WHERE beaten AND notified_at = now()
-        ORDER BY user_id
     ), moves AS (
         -- Participants move between rank buckets: +1 where a row was inserted
         -- or its bucket changed, -1 in the bucket it left.
@@ -236,10 +231,20 @@ BEGIN
         SELECT week_start, prev_rank_bucket, -1 FROM upserted
         WHERE rank_bucket <> prev_rank_bucket
     )
-    SELECT array_agg(week_start), array_agg(bucket), array_agg(delta) INTO v_weeks, v_buckets, v_deltas
-    FROM moves;
+    SELECT (SELECT array_agg(week_start) FROM moves), (SELECT array_agg(bucket) FROM moves),
+           (SELECT array_agg(delta) FROM moves),
+           -- A share that beats the user's best of all time: at most one notice a minute.
+           (SELECT array_agg(user_id ORDER BY user_id) FROM all_time WHERE beaten AND notified_at = now()),
+           (SELECT array_agg(best_difficulty ORDER BY user_id) FROM all_time WHERE beaten AND notified_at = now()),
+           (SELECT array_agg(week_start ORDER BY user_id) FROM all_time WHERE beaten AND notified_at = now())
+    INTO v_weeks, v_buckets, v_deltas, v_notice_users, v_notice_bests, v_notice_weeks;
 
     PERFORM move_rank_buckets(v_weeks, v_buckets, v_deltas);
+    PERFORM write_notification(n.user_id, 'gamification', 'personal_best', 'New personal best!',
+                               format('Your best share ever: difficulty %s, in the week of %s.',
+                                      round(n.best::numeric, 2), n.week),
+                               '/games', 'View')
+    FROM unnest(v_notice_users, v_notice_bests, v_notice_weeks) AS n(user_id, best, week);
     DELETE FROM pg_temp.lottery_share_queue;
     RETURN v_events;
 END

@@ -101,13 +101,6 @@ BEGIN
                format('Weekly Lottery Rank #%s (week of %s)', rank, v_week)
         FROM results
         ON CONFLICT (user_id, source, reference_id) DO NOTHING
-    ), top10 AS (
-        INSERT INTO notifications (user_id, category, title, body)
-        SELECT user_id, 'gamification', 'Top 10 Weekly Lottery!',
-               format('You ranked #%s in the week of %s with difficulty %s. +%s XP!',
-                      rank, v_week, round(best_difficulty::numeric, 2), xp_awarded)
-        FROM results
-        WHERE rank <= 10
     )
     -- The forged tally is read in the ranking's own statement: one snapshot for both.
     SELECT count(*)::integer, coalesce(sum(ticket_count), 0)::bigint,
@@ -115,6 +108,17 @@ BEGIN
            count(*) FILTER (WHERE best_hash IS NULL)::integer
     INTO v_participants, v_shares, v_forged, v_unverified
     FROM results;
+
+    -- Through the binding (db/binding/), in this transaction: the XP into the
+    -- platform's ledger where there is one, and a notification to each of the top 10.
+    PERFORM deliver_draw_xp(v_draw.id);
+    PERFORM write_notification(r.user_id, 'gamification', 'lottery_result', 'Top 10 Weekly Lottery!',
+                               format('You ranked #%s in the week of %s with difficulty %s. +%s XP!',
+                                      r.rank, v_week, round(r.best_difficulty::numeric, 2), r.xp_awarded),
+                               '/games', 'View Results')
+    FROM lottery_results r
+    WHERE r.draw_id = v_draw.id AND r.rank <= 10
+    ORDER BY r.rank;
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
@@ -167,10 +171,12 @@ BEGIN
     FOR v_week IN SELECT w FROM due_draw_weeks(v_now) AS w LOOP
         RETURN NEXT run_lottery_draw(v_week, v_now);
     END LOOP;
+    -- Awards of miners who have registered since their draw reach the platform now.
+    PERFORM deliver_pending_xp();
 END
 $$;
 COMMENT ON FUNCTION run_due_draws(timestamptz) IS
-    'Draws every week that closed before p_now, saw events and has no completed draw, oldest first; returns the draws it made. pg_cron runs it Monday 00:01 UTC and hourly for catch-up.';
+    'Draws every week that closed before p_now, saw events and has no completed draw, oldest first; returns the draws it made. Then delivers the lottery XP still waiting for its miner''s platform user (deliver_pending_xp). pg_cron runs it Monday 00:01 UTC and hourly for catch-up.';
 GRANT EXECUTE ON FUNCTION run_due_draws(timestamptz) TO lottery_web;
 
 CREATE OR REPLACE FUNCTION run_lottery_draw_json(p_week_start date, p_user_id text,

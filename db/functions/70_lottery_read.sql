@@ -8,14 +8,13 @@ AS $$
     SELECT jsonb_build_object(
         'rank', p_result.rank,
         'userId', p_result.user_id,
-        'displayName', coalesce((SELECT u.display_name FROM users u WHERE u.id = p_result.user_id),
-                                p_result.user_id),
+        'displayName', coalesce(user_display_name(p_result.user_id), p_result.user_id),
         'bestDifficulty', p_result.best_difficulty,
         'xpAwarded', p_result.xp_awarded,
         'gamePlayed', p_result.game_played)
 $$;
 COMMENT ON FUNCTION lottery_result_json(lottery_results) IS
-    'The camelCase JSON of one lottery result: rank, userId, displayName (the user id when users has none), bestDifficulty, xpAwarded, gamePlayed.';
+    'The camelCase JSON of one lottery result: rank, userId, displayName (user_display_name, else the user id), bestDifficulty, xpAwarded, gamePlayed.';
 
 CREATE OR REPLACE FUNCTION lottery_draw_json(p_draw lottery_draws, p_user_id text,
                                              p_now timestamptz DEFAULT now())

@@ -138,6 +138,11 @@ CREATE TRIGGER aggregate_shares AFTER INSERT ON mining_events
 CREATE TRIGGER aggregate_shares AFTER INSERT ON share_replay
     FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row();
 
+-- Standalone notifications name their kind like the platform's do: a type
+-- (category) and a subtype (lottery_result, personal_best). A no-op on the
+-- platform's table, which has one.
+ALTER TABLE notifications ADD COLUMN IF NOT EXISTS subtype text;
+
 -- share_event_problem judges the event's time too now (a third argument).
 DROP FUNCTION IF EXISTS share_event_problem(text, jsonb);
 -- Retired: superseded by completed_draw(); ranked_week gained an optional rank bucket.

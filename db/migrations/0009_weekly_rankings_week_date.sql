@@ -1,4 +1,4 @@
--- depends: 0007_commit_time_aggregation
+-- depends: 0008_platform_binding
 -- weekly_rankings names its week by its Monday, a date, as every other BI view
 -- does, instead of the draw's timestamptz. A materialized view's columns change
 -- only by recreating it; it is filled at once from the last completed draw, as
