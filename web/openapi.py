@@ -217,7 +217,9 @@ def build_document(routes: Iterable[BaseRoute], title: str, version: str) -> dic
         "info": {"title": title, "version": version,
                  "description": "Weekly lottery and games of the solo-mining platform. "
                                 "Errors are JSON {code, message, detail, hint?}. "
-                                "WebSocket /ws?token=<JWT> pushes lottery_drawn and the user's notifications."},
+                                "WebSocket /ws?token=<JWT> pushes lottery_drawn and the user's notifications as "
+                                "{event, data}, or, after {action: subscribe, channel: gamification}, "
+                                "as the platform's {channel, data: {type, ...}}."},
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

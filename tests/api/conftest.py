@@ -29,7 +29,7 @@ async def asgi_client(settings: Settings):
     """httpx.AsyncClient on the ASGI app, with the app's lifespan (pool, relay) running and
     its state handed to each request, as a server does."""
     app = create_app(settings)
-    async with LifespanManager(app, shutdown_timeout=15) as lifespan:
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as lifespan:
         transport = httpx.ASGITransport(app=lifespan.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http

@@ -204,10 +204,13 @@ async def test_platform_access_tokens_with_the_platforms_settings(fresh_db_url, 
 
 async def test_the_audience_is_checked_when_set(readonly_db_url):
     async with asgi_client(make_settings(readonly_db_url, jwt_audience="lottery")) as client:
-        for claims, status in (({"sub": "alice", "aud": "lottery"}, 200), ({"sub": "alice", "aud": ["x", "lottery"]}, 200),
-                               ({"sub": "alice", "aud": "other"}, 401), ({"sub": "alice"}, 401)):
+        for audience, status in (("lottery", 200), (["x", "lottery"], 200), ("other", 401), (None, 401)):
+            claims = {"sub": "alice"} if audience is None else {"sub": "alice", "aud": audience}
             response = await client.get("/api/lottery/stats", headers=signed(claims))
             assert response.status_code == status, claims
+    async with asgi_client(make_settings(readonly_db_url)) as client:  # no audience configured
+        response = await client.get("/api/lottery/stats", headers=signed({"sub": "alice", "aud": "lottery"}))
+        assert response.status_code == 401
 
 
 def test_issued_tokens_have_the_configured_shape():

@@ -106,7 +106,8 @@ async def test_error_bodies_carry_detail_as_documented(readonly_client):
     for response, status in ((bad_week, 400), (no_route, 404)):
         body = response.json()
         assert response.status_code == status and body["detail"] == body["message"] and body["message"]
-    assert bad_week.json()["code"] == "invalid_week" and bad_week.json()["hint"]
+    assert bad_week.json()["code"] == "invalid_week" and bad_week.json()["message"] == "invalid week 'someday'"
+    assert bad_week.json()["hint"]
 
 
 async def test_the_lifespan_yields_the_typed_state(settings):
