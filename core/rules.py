@@ -9,6 +9,10 @@ TRUEDIFFONE = 0xFFFF << 208
 # The four games, in the order the frontend lists them.
 GAME_TYPES = ("hammer", "horse_race", "slots", "scratch_card")
 
+# A mining user id is 1..128 characters: SQL's check_user_id (LTU01) for callers of the
+# functions, the web layer for the user claim of a token (401 before any SQL).
+USER_ID_MAX_LENGTH = 128
+
 # Horse Race: one horse per day of the ISO week, Monday first.
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

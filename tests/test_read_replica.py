@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import httpx
 import psycopg
 import pytest
 
 from db import cluster
+from tests.api.conftest import asgi_client
 from tests.api.support import Shares, auth, make_settings
 from tests.helpers import hash_for
-from web.app import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -85,12 +84,8 @@ def shares(primary) -> Shares:
 
 @pytest.fixture(scope="module")
 async def client(replica):
-    settings = make_settings(replica.primary_url, database_read_url=replica.standby_url)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    async with asgi_client(make_settings(replica.primary_url, database_read_url=replica.standby_url)) as http:
+        yield http
 
 
 def primary_lsn(primary) -> str:

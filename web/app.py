@@ -10,6 +10,7 @@ import gc
 import json
 import re
 from pathlib import Path
+from typing import TypedDict
 
 import psycopg
 from starlette.applications import Starlette
@@ -23,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from web import __version__
-from web.auth import Verifier, authenticate, require_admin
+from web.auth import Access, User, Verifier
 from web.config import Settings
 from web.db import Database
 from web.errors import EXCEPTION_HANDLERS, ApiError, error_response
@@ -38,11 +39,11 @@ def _json(row: tuple, status: int = 200) -> Response:
 
 
 def _read(request: Request):
-    return request.app.state.db.read
+    return request.state.db.read
 
 
 def _write(request: Request):
-    return request.app.state.db.write
+    return request.state.db.write
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
@@ -95,9 +96,8 @@ def _json_text(body: dict, name: str, default) -> str | None:
 # --- endpoints (seed 5.7) ---------------------------------------------------
 
 @operation("The caller's weekly game data", ok={200: "WeeklyGameData"}, params=[WEEK], tag="games")
-async def weekly_data(request: Request) -> Response:
+async def weekly_data(request: Request, user: User) -> Response:
     """WeeklyGameData of the caller for the open week, or the week named by ?week=."""
-    user = authenticate(request)
     return _json(await Database.fetch(
         _read(request), "SELECT get_weekly_game_data(%s, parse_week(%s))::text",
         (user.id, request.query_params.get("week"))))
@@ -105,9 +105,8 @@ async def weekly_data(request: Request) -> Response:
 
 @operation("The caller's weekly game data with one game's view", ok={200: "GameData"}, tag="games",
            params=[path("game_type", {"type": "string", "enum": GAME_TYPES}, "the game"), WEEK])
-async def game_data(request: Request) -> Response:
+async def game_data(request: Request, user: User) -> Response:
     """WeeklyGameData plus `game`, the view of that game (hammer, horse_race, slots, scratch_card)."""
-    user = authenticate(request)
     return _json(await Database.fetch(
         _read(request), "SELECT get_game_data(%s, %s, parse_week(%s))::text",
         (user.id, request.path_params["game_type"], request.query_params.get("week"))))
@@ -117,9 +116,8 @@ async def game_data(request: Request) -> Response:
            params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "page size"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "sessions to skip"),
                    query("game_type", {"type": "string", "enum": GAME_TYPES}, "only this game")])
-async def game_history(request: Request) -> Response:
+async def game_history(request: Request, user: User) -> Response:
     """Only ever the caller's own sessions."""
-    user = authenticate(request)
     limit, offset = _int_param(request, "limit", 20), _int_param(request, "offset", 0)
     return _json(await Database.fetch(
         _read(request), "SELECT get_game_history(%s, %s::integer, %s::integer, %s)::text",
@@ -128,10 +126,9 @@ async def game_history(request: Request) -> Response:
 
 @operation("Record a game play", ok={201: "GameSession", 200: "GameSession"}, body="PlayRequest",
            errors=[413, 429], tag="games")
-async def play(request: Request) -> Response:
+async def play(request: Request, user: User) -> Response:
     """201 with the new session on the first play of that game for that week;
     200 with playCount incremented on a repeat. Playing a drawn week sets gamePlayed on the result."""
-    user = authenticate(request)
     body = await _json_object(request)
     created, session = await Database.fetch(
         _write(request), "SELECT created, session::text FROM record_game_session(%s, %s, %s::jsonb, parse_week(%s))",
@@ -140,18 +137,16 @@ async def play(request: Request) -> Response:
 
 
 @operation("The latest completed draw", ok={200: "LotteryDraw"}, errors=[404], tag="lottery")
-async def lottery_current(request: Request) -> Response:
+async def lottery_current(request: Request, user: User) -> Response:
     """The draw with the caller's result (myResult), the top 10 and nextDrawAt."""
-    user = authenticate(request)
     return _json(await Database.fetch(_read(request), "SELECT get_current_lottery(%s)::text", (user.id,)))
 
 
 @operation("The draw of one week", ok={200: "LotteryDraw"}, errors=[404], tag="lottery",
            params=[path("week_start", {"type": "string", "example": "2026-11-16"},
                         "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week")])
-async def lottery_week(request: Request) -> Response:
+async def lottery_week(request: Request, user: User) -> Response:
     """Same shape as /api/lottery/current."""
-    user = authenticate(request)
     return _json(await Database.fetch(
         _read(request), "SELECT get_lottery_by_week(%s, parse_week(%s))::text",
         (user.id, request.path_params["week_start"])))
@@ -163,10 +158,9 @@ async def lottery_week(request: Request) -> Response:
                         "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week"),
                    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "lines per page"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "lines to skip")])
-async def lottery_ranking(request: Request) -> Response:
+async def lottery_ranking(request: Request, user: User) -> Response:
     """Anyone can fetch every page, hash the lines (each followed by a newline) with SHA-256 to get
     resultsDigest, and re-derive each best difficulty from its hash: 0xFFFF * 2^208 / int(hash, 16)."""
-    authenticate(request)
     limit, offset = _int_param(request, "limit", 100), _int_param(request, "offset", 0)
     return _json(await Database.fetch(
         _read(request), "SELECT get_draw_ranking(parse_week(%s), %s::integer, %s::bigint)::text",
@@ -174,28 +168,27 @@ async def lottery_ranking(request: Request) -> Response:
 
 
 @operation("The caller's all-time lottery statistics", ok={200: "LotteryStats"}, tag="lottery")
-async def lottery_stats(request: Request) -> Response:
+async def lottery_stats(request: Request, user: User) -> Response:
     """Seed LotteryStatsResponse, camelCase."""
-    user = authenticate(request)
     return _json(await Database.fetch(_read(request), "SELECT get_lottery_stats(%s)::text", (user.id,)))
 
 
-@operation("Run the draw of a closed week now (admin)", ok={200: "LotteryDraw"}, errors=[403, 409],
-           tag="admin", params=[query("week", {"type": "string", "example": "2026-11-16"},
-                                      "a day of the week to draw; default: the last closed week")])
-async def admin_draw(request: Request) -> Response:
+@operation("Run the draw of a closed week now (admin)", ok={200: "LotteryDraw"}, errors=[409],
+           access=Access.ADMIN, tag="admin",
+           params=[query("week", {"type": "string", "example": "2026-11-16"},
+                         "a day of the week to draw; default: the last closed week")])
+async def admin_draw(request: Request, user: User) -> Response:
     """Manual trigger for a missed draw; idempotent (a drawn week is returned as it is).
     Needs a token with `admin: true`."""
-    user = require_admin(request)
     async with Database.long_transaction(_write(request)) as conn:
         return _json(await Database.one(conn, "SELECT run_lottery_draw_json(parse_week(%s), %s)::text",
                                         (request.query_params.get("week"), user.id)))
 
 
-@operation("Liveness of the database", ok={200: "Health", 503: "Health"}, auth=False, tag="ops")
+@operation("Liveness of the database", ok={200: "Health", 503: "Health"}, access=Access.PUBLIC, tag="ops")
 async def healthz(request: Request) -> Response:
     """200 when the database answers, else 503. `relay` is the WebSocket relay's state."""
-    db, relay = request.app.state.db, request.app.state.relay
+    db, relay = request.state.db, request.state.relay
     try:
         for pool in {db.write, db.read}:
             await Database.fetch(pool, "SELECT 1")
@@ -204,7 +197,7 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "relay": relay.state})
 
 
-@operation("Liveness of the process", ok={200: "Health"}, auth=False, tag="ops")
+@operation("Liveness of the process", ok={200: "Health"}, access=Access.PUBLIC, tag="ops")
 async def livez(request: Request) -> Response:
     """Constant JSON without touching the database: the process answers. Also the
     framework-only reference of bench/http.py."""
@@ -212,10 +205,7 @@ async def livez(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    state = request.app.state
-    if getattr(state, "openapi", None) is None:
-        state.openapi = build_document(request.app.routes, "Solo lottery API", __version__)
-    return JSONResponse(state.openapi)
+    return JSONResponse(request.state.openapi)
 
 
 ROUTES = [
@@ -278,19 +268,30 @@ def _freeze_heap() -> None:
         gc.freeze()
 
 
+class State(TypedDict):
+    """What the lifespan hands every request and socket (request.state.<name>)."""
+    settings: Settings
+    verifier: Verifier
+    db: Database
+    hub: Hub
+    relay: Relay
+    openapi: dict
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
     settings: Settings = app.state.settings
     settings.check()
     db = Database(settings)
     await db.open()
-    hub = Hub(settings.ws_queue_size)
+    hub = Hub(settings.ws_queue_size, settings.ws_stall_seconds)
     relay = Relay(settings.database_url, hub, settings)
     relay_task = asyncio.create_task(relay.run(), name="lottery-events-relay")
-    app.state.db, app.state.hub, app.state.relay = db, hub, relay
+    state = State(settings=settings, verifier=Verifier(settings), db=db, hub=hub, relay=relay,
+                  openapi=build_document(app.routes, "Solo lottery API", __version__))
     _freeze_heap()
     try:
-        yield
+        yield state
     finally:
         hub.close_all()
         relay_task.cancel()
@@ -311,7 +312,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.state.settings = settings
-    app.state.verifier = Verifier(settings)
     return app
 
 

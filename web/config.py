@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from core.tokens import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, TokenSettings, pem
+from core.tokens import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, TokenSettings
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -26,6 +26,9 @@ class Settings:
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_private_key: str | None = None        # only to issue tokens (make token)
+    jwt_user_claim: str = "sub"               # the claim naming the mining user (platform: address)
+    jwt_issuer: str | None = None             # checked when set (platform: thebitcoingame.com)
+    jwt_audience: str | None = None           # checked when set
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024
     pool_min_size: int = 1
@@ -35,7 +38,8 @@ class Settings:
     reconnect_timeout: float = 10.0           # pool gives up a slot, then retries on demand
     statement_timeout_ms: int = 10_000        # requests only; the admin draw has none
     ws_heartbeat_seconds: float = 20.0
-    ws_queue_size: int = 256                  # per client: overflow drops that client
+    ws_queue_size: int = 256                  # per client backlog
+    ws_stall_seconds: float = 2.0             # a full backlog that stays full this long drops its client
     relay_probe_seconds: float = 15.0         # LISTEN connection liveness probe
     relay_max_backoff: float = 10.0
 
@@ -43,14 +47,18 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+        tokens = TokenSettings.from_env(env)
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             database_read_url=env.get("DATABASE_READ_URL") or None,
             database_role=env.get("DATABASE_ROLE", "lottery_web") or None,
-            jwt_algorithm=env.get("JWT_ALGORITHM") or "HS256",
-            jwt_secret=env.get("JWT_SECRET") or None,
-            jwt_public_key=pem(env.get("JWT_PUBLIC_KEY")),
-            jwt_private_key=pem(env.get("JWT_PRIVATE_KEY")),
+            jwt_algorithm=tokens.algorithm,
+            jwt_secret=tokens.secret,
+            jwt_public_key=tokens.public_key,
+            jwt_private_key=tokens.private_key,
+            jwt_user_claim=tokens.user_claim,
+            jwt_issuer=tokens.issuer,
+            jwt_audience=tokens.audience,
             cors_origins=origins,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 16 * 1024),
             pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
@@ -58,6 +66,7 @@ class Settings:
             statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 10_000),
             ws_heartbeat_seconds=_float(env, "WS_HEARTBEAT_SECONDS", 20.0),
             ws_queue_size=_int(env, "WS_QUEUE_SIZE", 256),
+            ws_stall_seconds=_float(env, "WS_STALL_SECONDS", 2.0),
         )
 
     def check(self) -> None:
@@ -76,7 +85,8 @@ class Settings:
 
     @property
     def tokens(self) -> TokenSettings:
-        return TokenSettings(self.jwt_algorithm, self.jwt_secret, self.jwt_public_key, self.jwt_private_key)
+        return TokenSettings(self.jwt_algorithm, self.jwt_secret, self.jwt_public_key, self.jwt_private_key,
+                             self.jwt_user_claim, self.jwt_issuer, self.jwt_audience)
 
     @property
     def read_url(self) -> str | None:

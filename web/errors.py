@@ -1,4 +1,5 @@
-"""Errors as JSON {"code", "message", "hint"?}. SQL errors carry their own SQLSTATE;
+"""Errors as JSON {"code", "message", "detail", "hint"?}: `detail` repeats the message
+where clients written against FastAPI read it. SQL errors carry their own SQLSTATE;
 core/sqlstates.tsv is the one table of our codes and their HTTP status."""
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, hint: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"code": code, "message": message}
+    body = {"code": code, "message": message, "detail": message}
     if hint:
         body["hint"] = hint
     return JSONResponse(body, status_code=status, headers=headers)

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 from starlette.routing import BaseRoute, Route
 
 from core.rules import DAYS, GAME_TYPES
+from web.auth import Access, guard
 
 
 def _ref(name: str) -> dict:
@@ -130,8 +131,10 @@ SCHEMAS: dict[str, dict] = {
         "weeksInTop100": COUNT,
         "currentStreak": COUNT,
     }),
-    "Error": _object({"code": {"type": "string"}, "message": {"type": "string"},
-                      "hint": {"type": "string"}}, required=["code", "message"]),
+    "Error": _object({"code": {"type": "string", "description": "the error's name, e.g. invalid_week"},
+                      "message": {"type": "string"},
+                      "detail": {"type": "string", "description": "the message again, where FastAPI clients read it"},
+                      "hint": {"type": "string"}}, required=["code", "message", "detail"]),
     "Health": {"type": "object", "properties": {
         "status": {"type": "string", "enum": ["ok", "unavailable"]},
         "relay": {"type": "string"}}, "required": ["status"]},
@@ -162,13 +165,22 @@ WEEK = query("week", {"type": "string", "example": "2026-11-16"},
 
 
 def operation(summary: str, *, ok: dict[int, str | None], params: Iterable[dict] = (),
-              body: str | None = None, errors: Iterable[int] = (), auth: bool = True,
+              body: str | None = None, errors: Iterable[int] = (), access: Access = Access.USER,
               tag: str | None = None):
-    """Attach an OpenAPI operation to a handler: `ok` maps the statuses it answers
-    itself to a schema name, `errors` lists the statuses answered with an Error;
-    authenticated operations also document 400 (bad user id), 401 and 503."""
+    """Declare a handler's operation: `ok` maps the statuses it answers itself to a
+    schema name, `errors` lists the statuses answered with an Error, `access` is what
+    the route needs. Returns the endpoint that enforces `access` (web.auth.guard) with
+    the OpenAPI operation attached, so the document and the enforcement cannot disagree.
+    Authenticated operations also document 401 and 503 (403 for ADMIN), those with
+    parameters or a body 400."""
+    params = list(params)
+
     def attach(handler):
-        statuses = set(errors) | ({400, 401, 503} if auth else set())
+        statuses = set(errors)
+        if access is not Access.PUBLIC:
+            statuses |= {401, 503} | ({403} if access is Access.ADMIN else set())
+        if params or body:
+            statuses.add(400)
         responses: dict[str, Any] = {}
         for status, schema in ok.items():
             responses[str(status)] = {"description": {200: "OK", 201: "Created"}.get(status, "Unavailable")}
@@ -179,15 +191,16 @@ def operation(summary: str, *, ok: dict[int, str | None], params: Iterable[dict]
                                       "content": {"application/json": {"schema": _ref("Error")}}}
         op: dict[str, Any] = {"summary": summary, "operationId": handler.__name__,
                               "description": (handler.__doc__ or "").strip(),
-                              "parameters": list(params), "responses": responses,
-                              "security": [{"bearerAuth": []}] if auth else []}
+                              "parameters": params, "responses": responses,
+                              "security": [] if access is Access.PUBLIC else [{"bearerAuth": []}]}
         if tag:
             op["tags"] = [tag]
         if body:
             op["requestBody"] = {"required": True,
                                  "content": {"application/json": {"schema": _ref(body)}}}
-        handler.openapi = op
-        return handler
+        endpoint = guard(handler, access)
+        endpoint.openapi, endpoint.access = op, access
+        return endpoint
     return attach
 
 
@@ -203,8 +216,10 @@ def build_document(routes: Iterable[BaseRoute], title: str, version: str) -> dic
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
                  "description": "Weekly lottery and games of the solo-mining platform. "
-                                "Errors are JSON {code, message, hint?}. "
-                                "WebSocket /ws?token=<JWT> pushes lottery_drawn and the user's notifications."},
+                                "Errors are JSON {code, message, detail, hint?}. "
+                                "WebSocket /ws?token=<JWT> pushes lottery_drawn and the user's notifications as "
+                                "{event, data}, or, after {action: subscribe, channel: gamification}, "
+                                "as the platform's {channel, data: {type, ...}}."},
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

@@ -1,11 +1,23 @@
 """WebSocket /ws?token=<JWT>: `lottery_drawn` to every client, a user's own
-notifications to that user only, `ping` heartbeats, `resync` after the relay
+notifications to that user only, heartbeats, `resync` after the relay
 reconnected (events may have been missed while it was away).
+
+Two framings on one endpoint. A client that never subscribes gets this
+project's frames, {"event": ..., "data": ...}. A client that sends the
+platform's {"action": "subscribe", "channel": C} gets the platform's from then
+on: {"channel": "gamification", "data": {"type": "lottery_drawn", ...}} while
+subscribed to gamification, its own notifications always as {"channel":
+"notifications", "data": {"type": "notification", "payload": {...}}} (the
+platform delivers personal messages whatever the subscriptions), and control
+frames {"type": "subscribed" | "unsubscribed" | "pong" | "error" | "ping" | "resync"}.
 
 One dedicated autocommit connection per process LISTENs on lottery_events
 (psycopg's notifies() holds that connection, so it is never a pool's) and
-fans out through a bounded asyncio queue per client: a client too slow to
-drain its queue is dropped, it never holds back the relay or the others.
+fans out through a bounded asyncio queue per client. A client whose queue is
+full gets `stall_seconds` to make room: a burst (thousands of notifications in
+one transaction arrive at once) goes out at the pace of the clients that read,
+and a client that does not read is dropped, so memory stays bounded and the
+relay is held back at most `stall_seconds` by it.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from typing import Iterable, NamedTuple
 
 import psycopg
 from starlette.websockets import WebSocket
@@ -25,8 +38,23 @@ from web.errors import ApiError, error_response
 log = logging.getLogger("web.ws")
 
 CHANNEL = "lottery_events"
-PING = json.dumps({"event": "ping"})
-RESYNC = json.dumps({"event": "resync"})
+DRAWS, NOTIFICATIONS = "gamification", "notifications"   # the platform's channel names
+CHANNELS = frozenset({DRAWS, NOTIFICATIONS})
+
+
+class Frames(NamedTuple):
+    """One message rendered once in each framing. `channel` is the platform channel a
+    subscribed client must have chosen; None: every platform-framing client gets it."""
+    ours: str
+    platform: str
+    channel: str | None = None
+
+
+def _control(kind: str) -> Frames:
+    return Frames(json.dumps({"event": kind}), json.dumps({"type": kind}))
+
+
+PING, RESYNC = _control("ping"), _control("resync")
 
 
 class Close:
@@ -41,19 +69,46 @@ SHUTDOWN = Close(1001, "server shutting down")
 
 
 class Client:
-    __slots__ = ("user_id", "queue", "closed")
+    __slots__ = ("user_id", "queue", "closed", "channels")
 
     def __init__(self, user_id: str, queue_size: int):
         self.user_id = user_id
         self.queue: asyncio.Queue[str | Close] = asyncio.Queue(maxsize=queue_size)
         self.closed = False
+        self.channels: frozenset[str] | None = None  # None until it speaks the platform's protocol
+
+    def frame(self, frames: Frames) -> str | None:
+        """What this client gets of `frames`: None when it is not subscribed to that channel."""
+        if self.channels is None:
+            return frames.ours
+        return frames.platform if frames.channel is None or frames.channel in self.channels else None
+
+    def answer(self, text: str | None) -> str | None:
+        """The reply to a message of the platform's protocol, None to anything else
+        (ignored, as this project's framing always has)."""
+        try:
+            message = json.loads(text) if text else None
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(message, dict) or "action" not in message:
+            return None
+        action, channel = message["action"], message.get("channel")
+        if action in ("subscribe", "unsubscribe"):
+            if not (isinstance(channel, str) and channel in CHANNELS):
+                return json.dumps({"type": "error", "message": f"Invalid channel: {str(channel)[:64]}"})
+            chosen = self.channels or frozenset()
+            self.channels = (chosen | {channel}) if action == "subscribe" else (chosen - {channel})
+            return json.dumps({"type": action + "d", "channel": channel})
+        if action == "ping":
+            return json.dumps({"type": "pong"})
+        return json.dumps({"type": "error", "message": f"Unknown action: {str(action)[:64]}"})
 
 
 class Hub:
     """Connected clients by user. Used from the event loop only: no locks."""
 
-    def __init__(self, queue_size: int):
-        self.queue_size = queue_size
+    def __init__(self, queue_size: int, stall_seconds: float = 2.0):
+        self.queue_size, self.stall_seconds = queue_size, stall_seconds
         self.by_user: dict[str, set[Client]] = defaultdict(set)
         self.dropped = 0
 
@@ -63,6 +118,8 @@ class Hub:
         return client
 
     def unregister(self, client: Client) -> None:
+        client.closed = True
+        _empty(client.queue)  # wakes a delivery waiting for room in it
         clients = self.by_user.get(client.user_id)
         if clients is not None:
             clients.discard(client)
@@ -72,34 +129,58 @@ class Hub:
     def clients(self) -> list[Client]:
         return [c for group in self.by_user.values() for c in group]
 
-    def broadcast(self, message: str) -> None:
-        for client in self.clients():
-            self._offer(client, message)
+    async def broadcast(self, frames: Frames) -> None:
+        await self._deliver(self.clients(), frames)
 
-    def send_to(self, user_id: str, message: str) -> None:
-        for client in list(self.by_user.get(user_id, ())):
-            self._offer(client, message)
+    async def send_to(self, user_id: str, frames: Frames) -> None:
+        await self._deliver(list(self.by_user.get(user_id, ())), frames)
+
+    async def reply(self, client: Client, text: str) -> None:
+        await self._deliver([client], Frames(text, text))
 
     def close_all(self, close: Close = SHUTDOWN) -> None:
         for client in self.clients():
             self._close(client, close)
 
-    def _offer(self, client: Client, message: str) -> None:
-        if client.closed:
+    async def _deliver(self, clients: Iterable[Client], frames: Frames) -> None:
+        """Queue the frame of each client; those whose queue is full all get the same
+        stall_seconds to take one message out of it, and the ones that did not are dropped."""
+        waiting: dict[asyncio.Task, Client] = {}
+        for client in clients:
+            frame = None if client.closed else client.frame(frames)
+            if frame is None:
+                continue
+            try:
+                client.queue.put_nowait(frame)
+            except asyncio.QueueFull:
+                waiting[asyncio.create_task(client.queue.put(frame))] = client
+        if not waiting:
             return
-        try:
-            client.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        _, stalled = await asyncio.wait(waiting, timeout=self.stall_seconds)
+        for task in stalled:
+            task.cancel()
+        await asyncio.gather(*stalled, return_exceptions=True)
+        for task in stalled:
             self.dropped += 1
-            log.warning("dropping WebSocket client of user %r: queue full", client.user_id)
-            self._close(client, OVERFLOW)
+            log.warning("dropping WebSocket client of user %r: queue full for %.1fs",
+                        waiting[task].user_id, self.stall_seconds)
+            self._close(waiting[task], OVERFLOW)
 
     def _close(self, client: Client, close: Close) -> None:
-        client.closed = True
-        while not client.queue.empty():  # make room for the close order
-            client.queue.get_nowait()
+        self.unregister(client)  # empties the queue: room for the close order
         client.queue.put_nowait(close)
-        self.unregister(client)
+
+
+def _empty(queue: asyncio.Queue) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+
+
+def _frames(event: str, data, channel: str | None) -> Frames:
+    ours = json.dumps({"event": event, "data": data})
+    if channel is None:  # personal: the platform's direct message shape
+        return Frames(ours, json.dumps({"channel": NOTIFICATIONS, "data": {"type": event, "payload": data}}))
+    return Frames(ours, json.dumps({"channel": channel, "data": {"type": event, **data}}), channel)
 
 
 class Relay:
@@ -121,12 +202,12 @@ class Relay:
                     self.state, delay = "listening", 0.2
                     if connected_before:
                         self.reconnects += 1
-                        self.hub.broadcast(RESYNC)
+                        await self.hub.broadcast(RESYNC)
                     connected_before = True
                     log.info("relay listening on %s", CHANNEL)
                     while True:
                         async for note in conn.notifies(timeout=self.settings.relay_probe_seconds):
-                            self.dispatch(note.payload)
+                            await self.dispatch(note.payload)
                         # Quiet for a while: a dead peer only shows when we talk to it.
                         await asyncio.wait_for(conn.execute("SELECT 1"), timeout=5)
             except asyncio.CancelledError:
@@ -138,17 +219,17 @@ class Relay:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.relay_max_backoff)
 
-    def dispatch(self, payload: str) -> None:
+    async def dispatch(self, payload: str) -> None:
         try:
             message = json.loads(payload)
-            event = message["event"]
-        except (ValueError, KeyError, TypeError):
+            event, data = message["event"], message.get("data")
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring a malformed %s payload", CHANNEL)
             return
-        if event == "lottery_drawn":
-            self.hub.broadcast(json.dumps({"event": event, "data": message.get("data")}))
+        if event == "lottery_drawn" and isinstance(data, dict):
+            await self.hub.broadcast(_frames(event, data, DRAWS))
         elif event == "notification" and isinstance(message.get("userId"), str):
-            self.hub.send_to(message["userId"], json.dumps({"event": event, "data": message.get("data")}))
+            await self.hub.send_to(message["userId"], _frames(event, data, None))
         # Anything else may be private to someone: never broadcast it.
 
 
@@ -160,23 +241,25 @@ async def _send_loop(websocket: WebSocket, client: Client, heartbeat: float, exp
             return
         try:
             item = await asyncio.wait_for(client.queue.get(), timeout=min(heartbeat, left))
-        except asyncio.TimeoutError:
-            item = PING
+        except TimeoutError:
+            item = client.frame(PING)
         if isinstance(item, Close):
             await websocket.close(code=item.code, reason=item.reason)
             return
         await websocket.send_text(item)
 
 
-async def _receive_loop(websocket: WebSocket) -> None:
+async def _receive_loop(websocket: WebSocket, client: Client, hub: Hub) -> None:
     # Keep reading: it is how a client that left is noticed, and how uvicorn's
-    # shutdown reaches this handler. Messages from clients are ignored.
-    while (await websocket.receive())["type"] != "websocket.disconnect":
-        pass
+    # shutdown reaches this handler. Only the platform's actions get an answer.
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
+        reply = client.answer(message.get("text"))
+        if reply is not None:
+            await hub.reply(client, reply)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    state = websocket.app.state
+    state = websocket.state
     try:
         user = state.verifier.verify(websocket.query_params.get("token"))
     except ApiError as exc:
@@ -189,7 +272,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     client = state.hub.register(user.id)
     tasks = {asyncio.create_task(_send_loop(websocket, client, state.settings.ws_heartbeat_seconds,
                                             user.expires_at)),
-             asyncio.create_task(_receive_loop(websocket))}
+             asyncio.create_task(_receive_loop(websocket, client, state.hub))}
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

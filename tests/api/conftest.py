@@ -7,6 +7,7 @@ import contextlib
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from tests.api.support import Shares, make_settings, serve
 from web.app import create_app
@@ -25,10 +26,11 @@ def settings(fresh_db_url) -> Settings:
 
 @contextlib.asynccontextmanager
 async def asgi_client(settings: Settings):
-    """httpx.AsyncClient on the ASGI app, with the app's lifespan (pool, relay) running."""
+    """httpx.AsyncClient on the ASGI app, with the app's lifespan (pool, relay) running and
+    its state handed to each request, as a server does."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as lifespan:
+        transport = httpx.ASGITransport(app=lifespan.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
 

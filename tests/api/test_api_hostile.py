@@ -131,7 +131,7 @@ def assert_handled(response) -> None:
     if status >= 400:
         assert isinstance(body, dict), body
         assert isinstance(body.get("code"), str) and isinstance(body.get("message"), str), body
-        assert set(body) <= {"code", "message", "hint"}, body
+        assert set(body) <= {"code", "message", "detail", "hint"}, body
 
 
 @pytest.fixture

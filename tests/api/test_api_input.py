@@ -50,8 +50,8 @@ BAD_GETS = [
 def assert_json_error(response, status: int, code: str | None) -> None:
     assert response.status_code == status, response.text
     body = response.json()
-    assert isinstance(body["code"], str) and isinstance(body["message"], str)
-    assert set(body) <= {"code", "message", "hint"}
+    assert isinstance(body["code"], str) and isinstance(body["message"], str) and body["detail"] == body["message"]
+    assert set(body) <= {"code", "message", "detail", "hint"}
     if code:
         assert body["code"] == code
 
@@ -121,7 +121,8 @@ async def test_wrong_method_is_405_json(readonly_client):
 
 @pytest.mark.parametrize("user", ["", "u" * 129])
 async def test_bad_user_id_in_a_valid_token(readonly_client, user):
-    assert_json_error(await readonly_client.get("/api/lottery/stats", headers=auth(user)), 400, "invalid_user_id")
+    # A token that names no valid user is a bad token: 401, not SQL's 400 (LTU01).
+    assert_json_error(await readonly_client.get("/api/lottery/stats", headers=auth(user)), 401, "unauthorized")
 
 
 async def test_nothing_was_written(readonly_client, readonly_db_url):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import typing
 
+import pytest
+from starlette.routing import Route
+
+from tests.api.support import auth
 from tests.api.test_api_games import ts_fields
+from web.app import ROUTES, State, create_app
+from web.auth import Access
 
 pytestmark = pytest.mark.anyio
 
@@ -62,3 +68,52 @@ async def test_cors_from_configuration(fresh_db_url):
         assert "access-control-allow-origin" not in denied.headers and denied.status_code == 401
         error = await client.get("/api/lottery/stats", headers={"Origin": "https://app.example"})
         assert error.status_code == 401 and error.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def declared_routes() -> list[tuple[str, str, Access, dict]]:
+    return [(method, route.path, route.endpoint.access, route.endpoint.openapi)
+            for route in ROUTES if isinstance(route, Route) and hasattr(route.endpoint, "access")
+            for method in sorted(route.methods - {"HEAD"})]
+
+
+def concrete(path: str) -> str:
+    return path.replace("{game_type}", "hammer").replace("{week_start}", "2026-01-05")
+
+
+async def test_each_routes_declared_access_is_both_documented_and_enforced(readonly_client):
+    """One declaration per route: its OpenAPI security and what the server checks agree."""
+    routes = declared_routes()
+    assert {access for _, _, access, _ in routes} == set(Access)
+    assert len(routes) == len([r for r in ROUTES if isinstance(r, Route) and r.include_in_schema])
+    for method, path, access, op in routes:
+        anonymous = await readonly_client.request(method, concrete(path))
+        as_user = await readonly_client.request(method, concrete(path), headers=auth("alice"))
+        if access is Access.PUBLIC:
+            assert op["security"] == [] and anonymous.status_code != 401, path
+            continue
+        assert op["security"] == [{"bearerAuth": []}] and anonymous.status_code == 401, path
+        if access is Access.ADMIN:
+            assert "403" in op["responses"] and as_user.status_code == 403, path
+        else:
+            assert "403" not in op["responses"] and as_user.status_code not in (401, 403), path
+
+
+async def test_error_bodies_carry_detail_as_documented(readonly_client):
+    schema = (await readonly_client.get("/openapi.json")).json()["components"]["schemas"]["Error"]
+    assert schema["required"] == ["code", "message", "detail"] and "detail" in schema["properties"]
+    bad_week = await readonly_client.get("/api/games/weekly-data?week=someday", headers=auth("alice"))
+    no_route = await readonly_client.get("/api/nothing")
+    for response, status in ((bad_week, 400), (no_route, 404)):
+        body = response.json()
+        assert response.status_code == status and body["detail"] == body["message"] and body["message"]
+    assert bad_week.json()["code"] == "invalid_week" and bad_week.json()["message"] == "invalid week 'someday'"
+    assert bad_week.json()["hint"]
+
+
+async def test_the_lifespan_yields_the_typed_state(settings):
+    app = create_app(settings)
+    types = typing.get_type_hints(State)
+    async with app.router.lifespan_context(app) as state:
+        assert set(state) == set(types)
+        for name, kind in types.items():
+            assert isinstance(state[name], kind), name
