@@ -118,9 +118,9 @@ def declared_functions() -> tuple[list[str], list[str]]:
 
 FUNCTIONS, NO_INPUT = declared_functions()
 # Take no argument at all, so nothing hostile to give them: maintenance helpers of apply,
-# the binding's name and its XP catch-up.
+# the binding's name and its XP catch-up, the share queue's opening and fold, the epoch.
 NO_INPUT_EXPECTED = {"adopt_existing_events", "mining_events_is_hypertable", "lottery_binding",
-                     "deliver_pending_xp"}
+                     "deliver_pending_xp", "open_share_queue", "fold_pending_shares", "lottery_epoch"}
 
 PROJECT_FUNCTIONS = """
     SELECT p.proname, p.oid::regprocedure::text, p.pronargs,
@@ -272,12 +272,23 @@ JSON = _gen(JSON_SPECIALS, st.one_of(
     st.integers(1, 200).map(nested),
 ), "{}")
 
+# Arrays (the 7-day arrays of a participant-week, the fold's bucket moves): the
+# right length and the wrong ones, holes, and the scalar types' edge values inside.
+FLOAT_ARRAY = _gen([None, [], [None] * 7, [0.0] * 7, [1.0] * 3, [1.0] * 100, [math.nan] * 7,
+                    [math.inf, -math.inf, 1e308, -1e308, 5e-324, 0.0, -0.0]],
+                   st.lists(st.one_of(st.none(), st.floats()), max_size=10), [0.0] * 7)
+INT_ARRAY = _gen([None, [], [None] * 7, [0] * 7, [1] * 3, [1] * 100, [2**31 - 1] * 7, [-2**31] * 7, [2**31] * 7],
+                 st.lists(st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)), max_size=10), [0] * 7)
+DATE_ARRAY = _gen([None, [], [None], ["2026-11-16"], ["infinity", "-infinity"], ["2026-11-16"] * 3, ["0001-01-01 BC"]],
+                  st.lists(st.one_of(st.none(), st.sampled_from(DATE_SPECIALS[1:])), max_size=5), ["2026-11-16"])
+
 GENERATORS: dict[str, Gen] = {
     "text": TEXT, "character varying": TEXT,
     "double precision": FLOAT,
     "integer": INT, "bigint": INT,
     "date": DATE, "timestamp with time zone": TIMESTAMPTZ,
     "jsonb": JSON, "uuid": UUID,
+    "double precision[]": FLOAT_ARRAY, "integer[]": INT_ARRAY, "bigint[]": INT_ARRAY, "date[]": DATE_ARRAY,
 }
 # Ordinary values by argument or column name, where the type's typical value would
 # stop the function at its first check; with several, the boundary sweep runs with each

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 
-import httpx
+import jwt
 import psycopg
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from psycopg import sql
 
 from db import apply as db_apply
-from tests.api.support import auth, make_settings
+from tests.api.conftest import asgi_client
+from tests.api.support import make_settings
 from tests.helpers import utc
 from tests.test_plpgsql_check import CHECK_OPTIONS, PLPGSQL_FUNCTIONS, Finding, allowed_by, load_allow_list
-from web.app import create_app
 
 # The platform's tables as its earlier phases create them (CONTRACT section 10).
 PLATFORM_SCHEMA = """
@@ -340,21 +343,39 @@ def anyio_backend():
 
 
 @pytest.mark.anyio
-async def test_the_api_serves_a_miner_of_the_platform(platform, platform_url):
-    """The app, unchanged, on the platform's database: the miner's result and the top 10's names."""
+async def test_the_api_serves_a_miner_of_the_platform_with_the_platforms_tokens(platform, platform_url):
+    """The app, unchanged, on the platform's database, configured as the platform signs its
+    tokens (RS256, the miner in `address`, issuer thebitcoingame.com): the miner's week and
+    result and the top 10's names; a refresh token, another issuer or no address is 401."""
     draw(platform)
     platform.commit()
-    app = create_app(make_settings(platform_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            reply = await http.get(f"/api/lottery/week/{WEEK}", headers=auth(address(12)))
-            weekly = await http.get(f"/api/games/weekly-data?week={WEEK}", headers=auth(address(12)))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    user_id = platform.execute("SELECT id FROM users WHERE btc_address = %s", (address(12),)).fetchone()[0]
+    now = int(time.time())
+    access = {"sub": str(user_id), "address": address(12), "auth_method": "wallet", "iat": now, "exp": now + 3600,
+              "iss": "thebitcoingame.com", "type": "access"}
+
+    def bearer(**changes):
+        claims = {k: v for k, v in {**access, **changes}.items() if v is not None}
+        return {"Authorization": "Bearer " + jwt.encode(claims, private, algorithm="RS256")}
+
+    settings = make_settings(platform_url, jwt_algorithm="RS256", jwt_secret=None, jwt_public_key=public,
+                             jwt_user_claim="address", jwt_issuer="thebitcoingame.com")
+    async with asgi_client(settings) as http:
+        reply = await http.get(f"/api/lottery/week/{WEEK}", headers=bearer())
+        weekly = await http.get(f"/api/games/weekly-data?week={WEEK}", headers=bearer())
+        refused = [(await http.get(f"/api/games/weekly-data?week={WEEK}", headers=bearer(**bad))).status_code
+                   for bad in ({"type": "refresh"}, {"iss": "elsewhere.example"}, {"address": None})]
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert (body["myResult"]["rank"], body["myResult"]["displayName"]) == (13, "Miner 12")
     assert [r["displayName"] for r in body["top10"]] == [f"Miner {i}" for i in range(10)]
-    assert weekly.json()["weeklyRank"] == 13
+    assert weekly.status_code == 200 and weekly.json()["weeklyRank"] == 13
+    assert refused == [401, 401, 401]
 
 
 def test_an_unregistered_miner_in_the_top_10_is_ranked_but_not_notified(platform_url):

@@ -23,10 +23,12 @@ BEGIN
     -- table: ON CONFLICT tests CHECKs on the proposed row, a -1.
     INSERT INTO share_rank_buckets AS b (week_start, rank_bucket, participants)
     SELECT week, bucket, sum(delta) FROM unnest(p_weeks, p_buckets, p_deltas) AS m(week, bucket, delta)
+    WHERE week IS NOT NULL AND bucket IS NOT NULL AND delta IS NOT NULL
     GROUP BY 1, 2 HAVING sum(delta) <> 0 ORDER BY 1, 2
     ON CONFLICT (week_start, rank_bucket) DO UPDATE SET participants = b.participants + excluded.participants;
     INSERT INTO share_rank_bucket_groups AS g (week_start, bucket_group, participants)
     SELECT week, rank_bucket_group(bucket), sum(delta) FROM unnest(p_weeks, p_buckets, p_deltas) AS m(week, bucket, delta)
+    WHERE week IS NOT NULL AND bucket IS NOT NULL AND delta IS NOT NULL
     GROUP BY 1, 2 HAVING sum(delta) <> 0 ORDER BY 1, 2
     ON CONFLICT (week_start, bucket_group) DO UPDATE SET participants = g.participants + excluded.participants;
 END
