@@ -160,7 +160,7 @@ async def lottery_week(request: Request, user: User) -> Response:
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "lines to skip")])
 async def lottery_ranking(request: Request, user: User) -> Response:
     """Anyone can fetch every page, hash the lines (each followed by a newline) with SHA-256 to get
-    resultsDigest, and re-derive each best difficulty from its hash: 0xFFFF * 2^208 / int(hash, 16)."""
+    resultsDigest, and re-derive each best difficulty from its hash: truediffone / int(hash, 16), truediffone = 2^224 - 2^208 (ckpool)."""
     limit, offset = _int_param(request, "limit", 100), _int_param(request, "offset", 0)
     return _json(await Database.fetch(
         _read(request), "SELECT get_draw_ranking(parse_week(%s), %s::integer, %s::bigint)::text",

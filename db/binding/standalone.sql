@@ -87,3 +87,20 @@ END
 $$;
 COMMENT ON FUNCTION notify_new_notifications() IS
     'Statement trigger on notifications (db/functions/90_notify.sql): one NOTIFY lottery_events {"event":"notification","userId": the mining user,"data":{id, category, type (= category), subtype, title, body, createdAt}} per new row.';
+
+-- This project's stand-ins for the platform's tables (migration 0001 creates
+-- them when absent); on the platform its own tables and comments are left alone.
+COMMENT ON TABLE users IS
+    'Standalone stand-in for the platform''s users: a display name per mining user (id = ckpool''s username).';
+COMMENT ON COLUMN users.id IS 'The mining user.';
+COMMENT ON COLUMN users.display_name IS 'The name public lists show; NULL for none.';
+COMMENT ON TABLE notifications IS
+    'Standalone stand-in for the platform''s notifications; each new row is relayed to its user''s WebSocket (notify_new_notifications).';
+COMMENT ON COLUMN notifications.id IS 'The notification id.';
+COMMENT ON COLUMN notifications.user_id IS 'The mining user it is for.';
+COMMENT ON COLUMN notifications.category IS 'Its type, as the platform''s (gamification).';
+COMMENT ON COLUMN notifications.subtype IS 'Its kind within the type: lottery_result, personal_best.';
+COMMENT ON COLUMN notifications.title IS 'The headline.';
+COMMENT ON COLUMN notifications.body IS 'The text.';
+COMMENT ON COLUMN notifications.created_at IS 'When it was written.';
+COMMENT ON COLUMN notifications.read_at IS 'When the user read it; NULL while unread.';

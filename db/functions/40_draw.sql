@@ -91,8 +91,11 @@ BEGIN
         INSERT INTO lottery_results (draw_id, user_id, rank, best_difficulty, best_share_at,
                                      best_hash, ticket_count, xp_awarded, game_played)
         SELECT v_draw.id, r.user_id, r.rank, r.best_difficulty, r.best_at,
-               r.best_hash, r.share_count, calculate_xp_for_rank(r.rank), g.game_type
-        FROM ranked r LEFT JOIN last_game g USING (user_id)
+               r.best_hash, r.share_count, t.xp, g.game_type
+        FROM ranked r
+        -- The tiers read once for the whole week (calculate_xp_for_rank per row would not inline).
+        JOIN lottery_tiers t ON r.rank BETWEEN t.first_rank AND coalesce(t.last_rank, r.rank)
+        LEFT JOIN last_game g USING (user_id)
         ORDER BY r.rank
         RETURNING user_id, rank, best_difficulty, best_hash, ticket_count, xp_awarded
     ), xp AS (
@@ -117,7 +120,7 @@ BEGIN
                                       r.rank, v_week, round(r.best_difficulty::numeric, 2), r.xp_awarded),
                                '/games', 'View Results')
     FROM lottery_results r
-    WHERE r.draw_id = v_draw.id AND r.rank <= 10
+    WHERE r.draw_id = v_draw.id AND r.rank <= lottery_top_ranks('Top 10')
     ORDER BY r.rank;
 
     UPDATE lottery_draws

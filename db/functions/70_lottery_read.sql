@@ -34,7 +34,7 @@ AS $$
         'myResult', (SELECT lottery_result_json(r) FROM lottery_results r
                      WHERE r.draw_id = p_draw.id AND r.user_id = p_user_id),
         'top10', (SELECT coalesce(jsonb_agg(lottery_result_json(r) ORDER BY r.rank), '[]'::jsonb)
-                  FROM lottery_results r WHERE r.draw_id = p_draw.id AND r.rank <= 10),
+                  FROM lottery_results r WHERE r.draw_id = p_draw.id AND r.rank <= lottery_top_ranks('Top 10')),
         'nextDrawAt', iso_utc(next_draw_at(p_now)))
 $$;
 COMMENT ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) IS
@@ -113,9 +113,9 @@ BEGIN
         'averageRank', coalesce(round(avg(rank), 2), 0),
         'totalXpFromLottery', coalesce(sum(xp_awarded), 0),
         'mostPlayedGame', (SELECT game_type FROM favourite),
-        'weeksInTop10', count(*) FILTER (WHERE rank <= 10),
-        'weeksInTop50', count(*) FILTER (WHERE rank <= 50),
-        'weeksInTop100', count(*) FILTER (WHERE rank <= 100),
+        'weeksInTop10', count(*) FILTER (WHERE rank <= lottery_top_ranks('Top 10')),
+        'weeksInTop50', count(*) FILTER (WHERE rank <= lottery_top_ranks('Top 50')),
+        'weeksInTop100', count(*) FILTER (WHERE rank <= lottery_top_ranks('Top 100')),
         'currentStreak', (SELECT weeks FROM streak))
     INTO v_stats
     FROM mine;

@@ -1,4 +1,4 @@
--- depends: 0003_verifiable_draws
+-- depends: 0004_rank_buckets_and_event_facts
 -- Raw events partitioned by ISO week (UTC), so that old weeks can be dropped
 -- whole instead of DELETEd row by row. Only the plain table this project
 -- creates (0001) is converted; a TimescaleDB hypertable or an already

@@ -1,4 +1,4 @@
--- depends: 0004_rank_buckets_and_event_facts
+-- depends: 0005_partitioned_events
 -- Live rank within milliseconds while shares arrive, at a million participants.
 --
 -- 0004's buckets were 0.5% wide and held up to ~2,000 participants each at a
