@@ -96,9 +96,10 @@ def rank_bucket_counts(conn):
 
 
 @contextmanager
-def database_without(pg_cluster, migration_id: str):
-    """A new database with every migration but `migration_id` and no function files:
-    a deployment that predates that migration. Yields (url, connection); drops it after."""
+def database_without(pg_cluster, migration_id: str, *, later_too: bool = True):
+    """A new database with every migration but `migration_id` (and, with later_too=False,
+    none after it either) and no function files: a deployment that predates that
+    migration. Yields (url, connection); drops it after."""
     name = f"pre_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
@@ -106,7 +107,8 @@ def database_without(pg_cluster, migration_id: str):
     backend = get_backend(db_apply.yoyo_url(url))
     with backend.lock():
         backend.apply_migrations(backend.to_apply(
-            read_migrations(str(db_apply.MIGRATIONS_DIR)).filter(lambda m: m.id != migration_id)))
+            read_migrations(str(db_apply.MIGRATIONS_DIR)).filter(
+                lambda m: m.id != migration_id and (later_too or m.id < migration_id))))
     try:
         with psycopg.connect(url) as conn:
             yield url, conn

@@ -34,7 +34,8 @@ AS $$
            b.user_id, b.best_difficulty, b.best_at, b.best_hash, b.share_count
     FROM share_weekly_best b
     WHERE b.week_start = lottery_week(p_week)
-      AND (p_rank_bucket IS NULL OR b.rank_bucket = p_rank_bucket)
+      -- A range, not "IS NULL OR =": the rank index serves both the week and one bucket.
+      AND b.rank_bucket BETWEEN coalesce(p_rank_bucket, -2147483648) AND coalesce(p_rank_bucket, 2147483647)
     ORDER BY 1
 $$;
 COMMENT ON FUNCTION ranked_week(date, integer) IS
@@ -92,10 +93,13 @@ CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAU
 RETURNS TABLE (rank bigint, participants bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    -- Checked once into variables: passed as expressions, they would be evaluated
+    -- at every place the inlined query uses them, row by row.
+    v_user text := check_user_id(p_user_id);
+    v_week date := week_or_open(p_week_start, lottery_clock(p_now));
 BEGIN
-    RETURN QUERY
-    SELECT l.rank, l.participants
-    FROM live_rank(check_user_id(p_user_id), week_or_open(p_week_start, lottery_clock(p_now))) AS l;
+    RETURN QUERY SELECT l.rank, l.participants FROM live_rank(v_user, v_week) AS l;
 END
 $$;
 COMMENT ON FUNCTION get_live_rank(text, date, timestamptz) IS

@@ -25,14 +25,18 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_now  timestamptz := lottery_clock(p_now);
+    -- Checked once into variables: passed as expressions, they would be evaluated
+    -- at every place the inlined query uses them, row by row.
+    v_week date := week_or_open(p_week_start, v_now);
+    v_user text := check_user_id(p_user_id);
     v_data json;
 BEGIN
     -- One statement (its plan is cached for the session): the user's one
     -- participant-week row, the final or live rank, the network difficulty at
     -- the end of the week (now, for the open week) and found blocks.
     SELECT json_build_object(
-        'weekStart', iso_utc(lottery_week_start_ts(k.week)),
-        'weekEnd', iso_utc(week_end_shown(k.week)),
+        'weekStart', iso_utc(lottery_week_start_ts(v_week)),
+        'weekEnd', iso_utc(week_end_shown(v_week)),
         'bestDifficulty', coalesce(w.best_difficulty, 0),
         'bestHash', coalesce(w.best_hash, ''),
         'networkDifficulty', n.difficulty,
@@ -41,13 +45,13 @@ BEGIN
         'totalShares', coalesce(w.share_count, 0),
         'weeklyRank', r.rank,
         'percentile', lottery_percentile(r.rank, r.participants),
-        'blockFound', user_found_block(k.user_id, k.week))
+        'blockFound', user_found_block(v_user, v_week))
     INTO v_data
-    FROM (SELECT week_or_open(p_week_start, v_now) AS week, check_user_id(p_user_id) AS user_id) AS k
-    LEFT JOIN share_weekly_best w ON w.week_start = k.week AND w.user_id = k.user_id
-    CROSS JOIN LATERAL week_rank(k.user_id, k.week) AS r
+    FROM (SELECT) AS one
+    LEFT JOIN share_weekly_best w ON w.week_start = v_week AND w.user_id = v_user
+    CROSS JOIN LATERAL week_rank(v_user, v_week) AS r
     CROSS JOIN LATERAL (SELECT network_difficulty_at(
-                            least(lottery_week_start_ts(k.week + 7) - interval '1 microsecond', v_now))
+                            least(lottery_week_start_ts(v_week + 7) - interval '1 microsecond', v_now))
                         AS difficulty) AS n;
     RETURN v_data;
 END

@@ -121,7 +121,7 @@ COMMENT ON COLUMN lottery_draws.unverified_results IS
 CREATE UNLOGGED TABLE share_upgrade_backlog (LIKE share_replay);
 COMMENT ON TABLE share_upgrade_backlog IS
     'Events that arrived between this migration and the reload of the function files; the apply step folds and empties it.';
-CREATE FUNCTION aggregate_share_event_row() RETURNS trigger
+CREATE OR REPLACE FUNCTION aggregate_share_event_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 BEGIN

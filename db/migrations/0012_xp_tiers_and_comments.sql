@@ -121,7 +121,6 @@ COMMENT ON COLUMN blocks_found.user_id IS 'The mining user who found them.';
 COMMENT ON COLUMN blocks_found.first_found_at IS 'When the first of them was found.';
 COMMENT ON COLUMN blocks_found.blocks IS 'How many.';
 
-COMMENT ON COLUMN event_partition_policy.singleton IS 'Always true: the policy has one row.';
 COMMENT ON COLUMN lottery_settings.singleton IS 'Always true: the settings have one row.';
 COMMENT ON COLUMN xp_transactions.id IS 'The ledger row id.';
 COMMENT ON COLUMN share_weekly_best.week_start IS 'The Monday of the week.';
@@ -137,6 +136,9 @@ DO $$
 DECLARE
     v_table text;
 BEGIN
+    IF to_regclass('public.event_partition_policy') IS NOT NULL THEN  -- 0005's
+        COMMENT ON COLUMN event_partition_policy.singleton IS 'Always true: the policy has one row.';
+    END IF;
     -- Same columns as mining_events (LIKE): the platform's may have more.
     FOREACH v_table IN ARRAY ARRAY['share_replay', 'share_upgrade_backlog'] LOOP
         EXECUTE format('COMMENT ON COLUMN %I.ts IS %L', v_table, 'As mining_events.ts.');
