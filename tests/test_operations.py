@@ -79,8 +79,9 @@ def test_unreachable_database_is_critical(capsys):
 
 
 def test_now_only_goes_with_check(capsys, fresh_db_url):
-    assert cli.main(["--database-url", fresh_db_url, "status", "--now", "2026-01-01"]) == 2
-    assert "--now goes with --check" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["--database-url", fresh_db_url, "status", "--now", "2026-01-01"])
+    assert usage.value.code == 2 and "--now goes with --check" in capsys.readouterr().err
 
 
 def test_report_figures_of_a_drawn_week_and_the_open_one(fresh_db):
