@@ -61,8 +61,12 @@ REVOKE EXECUTE ON PROCEDURE run_scheduled_job(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION lottery_operations(p_now timestamptz DEFAULT now())
 RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+BEGIN
+    -- PL/pgSQL around one query, not SQL: its tables are looked up when it runs, so
+    -- the function files load onto a database whose migrations are not all applied.
+    RETURN (
     WITH clock AS (
         SELECT c.now, lottery_week_at(c.now) AS open_week FROM lottery_clock(p_now) AS c(now)
     ), weeks AS (
@@ -174,7 +178,8 @@ AS $$
                      FROM findings f),
         'status', coalesce((SELECT CASE WHEN bool_or(f.severity = 'critical') THEN 'critical' ELSE 'warning' END
                             FROM findings f HAVING count(*) > 0), 'ok'))
-    FROM clock c
+    FROM clock c);
+END
 $$;
 COMMENT ON FUNCTION lottery_operations(timestamptz) IS
     'What an operator watches, as of p_now (the owner''s alone, see lottery_clock; /metrics and `lottery status --check` read it): weeks (the open week and the 7 before it: participants from the draw once drawn else the rank bucket groups, shares, unverifiedShares and forgedShares from event_weeks, rawEvents of the week''s partition from pg_stat_user_tables), lastDraw (week, drawnAt, durationSeconds, participants, shares, resultsDigest), due (closed weeks with events and no draw, overdueSeconds since the oldest closed), jobs (scheduled_job_runs), partitions, findings [{severity warning|critical, code, subject, message}] and status ok|warning|critical. Findings: draw_due (a due week over 15 min), draw_overdue (over 2 h, critical), job_failed (critical), job_stalled (running over 1 h), partition_job_late (no success in 26 h), partitions_behind (no partition for the open or next week, critical), draw_not_completed.';
