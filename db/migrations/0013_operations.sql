@@ -1,4 +1,4 @@
--- depends: 0010_weekly_game_data_json
+-- depends: 0012_xp_tiers_and_comments
 -- What an operator needs to see the lottery run: how long each draw took, and
 -- the outcome of the scheduled jobs recorded in this database. pg_cron keeps
 -- its own run history (cron.job_run_details) in the database named by
