@@ -69,7 +69,7 @@ run: db  ## local cluster + demo week + draw + API server on 127.0.0.1:$(HTTP_PO
 	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli draw --due
 	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m db.cli welcome --port $(HTTP_PORT)
 	@echo "==> serving on http://127.0.0.1:$(HTTP_PORT) (Ctrl-C stops the server; 'make stop' stops PostgreSQL)"
-	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(VENV)/bin/uvicorn web.app:app --host 127.0.0.1 --port $(HTTP_PORT)
+	@DATABASE_URL=$(LOCAL_DATABASE_URL) $(PY) -m web.server --host 127.0.0.1 --port $(HTTP_PORT)
 
 stop:  ## stop the local cluster
 	@echo "==> stopping PostgreSQL in $(PGDATA)"

@@ -38,12 +38,14 @@ _DEFINED = re.compile(r"CREATE\s+OR\s+REPLACE\s+FUNCTION\s+(\w+)\s*\(", re.I)
 
 # pg_cron jobs, by name: (schedule in UTC, command). The draw at Monday 00:01, an
 # hourly catch-up for missed weeks, and daily upkeep of the weekly event partitions
-# (created ahead before the week starts, expired after the draw).
-CRON_JOBS = {
-    "lottery-draw": ("1 0 * * 1", "SELECT run_due_draws()"),
-    "lottery-catchup": ("11 * * * *", "SELECT run_due_draws()"),
-    "lottery-partitions": ("7 0 * * *", "SELECT maintain_event_partitions()"),
-}
+# (created ahead before the week starts, expired after the draw). Each command is
+# run_scheduled_job (db/functions/95_operations.sql), which runs the job and records
+# its outcome in this database's scheduled_job_runs, where lottery_operations() reads it.
+CRON_JOBS = {name: (schedule, f"CALL run_scheduled_job('{name}')") for name, schedule in (
+    ("lottery-draw", "1 0 * * 1"),
+    ("lottery-catchup", "11 * * * *"),
+    ("lottery-partitions", "7 0 * * *"),
+)}
 
 
 def yoyo_url(database_url: str) -> str:

@@ -87,9 +87,10 @@ def test_every_cron_job_is_scheduled_with_its_own_command(fresh_db, fresh_db_url
         with psycopg.connect(make_conninfo(**params)) as cron:
             jobs = cron.execute("SELECT jobname, schedule, command, database FROM cron.job"
                                 " WHERE database = %s ORDER BY jobname", (dbname,)).fetchall()
-        assert jobs == [(f"lottery-catchup:{dbname}", "11 * * * *", "SELECT run_due_draws()", dbname),
-                        (f"lottery-draw:{dbname}", "1 0 * * 1", "SELECT run_due_draws()", dbname),
-                        (f"lottery-partitions:{dbname}", "7 0 * * *", "SELECT maintain_event_partitions()", dbname)]
+        assert jobs == [(f"lottery-catchup:{dbname}", "11 * * * *", "CALL run_scheduled_job('lottery-catchup')", dbname),
+                        (f"lottery-draw:{dbname}", "1 0 * * 1", "CALL run_scheduled_job('lottery-draw')", dbname),
+                        (f"lottery-partitions:{dbname}", "7 0 * * *", "CALL run_scheduled_job('lottery-partitions')",
+                         dbname)]
     finally:
         with psycopg.connect(make_conninfo(**params), autocommit=True) as cron:
             cron.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE database = %s", (dbname,))

@@ -1,5 +1,6 @@
 """`make run` end to end, non-interactively: cluster, migrations, demo week, draw,
-server; the printed token then gets a populated WeeklyGameData over HTTP."""
+server; the printed token then gets a populated WeeklyGameData over HTTP, and
+opens a WebSocket that the server's log records without the token."""
 
 import os
 import re
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from websockets.sync.client import connect
 
 from db.cluster import free_port
 
@@ -45,11 +47,16 @@ def test_make_run_serves_demo_data_to_the_printed_token(tmp_path):
         assert len(data["dailyBestDiffs"]) == 7 and len(data["bestHash"]) == 64
         current = httpx.get(f"{base}/api/lottery/current", headers=headers, timeout=10).json()
         assert current["totalParticipants"] > 0 and current["myResult"]["rank"] >= 1
+        with connect(f"ws://127.0.0.1:{http_port}/ws?token={token}", proxy=None, open_timeout=10):
+            pass
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: uvicorn stops, make exits
         try:
-            proc.wait(20)
+            output.append(proc.communicate(timeout=20)[0])
         finally:
             subprocess.run(["make", "--no-print-directory", "stop", *make_vars], cwd=ROOT, env=env,
                            capture_output=True, timeout=60)
     assert not (pgdata / "postmaster.pid").exists()
+    log = "".join(output[output.index(next(line for line in output if "Uvicorn running" in line)):])
+    assert "event=\"websocket session\"" in log and "query=\"token=[redacted]\"" in log, log
+    assert token not in log

@@ -49,6 +49,7 @@ def test_codes_are_ours_and_statuses_are_client_errors():
     ("SET LOCAL ROLE lottery_web; SELECT get_weekly_game_data('a', NULL, now() + interval '7 days')", "LTC01"),
     ("SELECT record_game_session('a', 'slots', jsonb_build_object('i', i), NULL, '2026-11-24')"
      " FROM generate_series(1, 31) i", "LTR01"),
+    ("CALL run_scheduled_job('nope')", "LTJ01"),
 ])
 def test_every_registered_code_is_raised_with_a_hint(db, sql, code):
     with pytest.raises(psycopg.Error) as err:

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import re
+import time
 from pathlib import Path
 from typing import TypedDict
 
@@ -23,13 +25,17 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from web import __version__
+from web import __version__, logs
+from web.access import RequestObserver
 from web.auth import Access, User, Verifier
 from web.config import Settings
 from web.db import Database
-from web.errors import EXCEPTION_HANDLERS, ApiError, error_response
+from web.errors import EXCEPTION_HANDLERS, RETRY_AFTER_SECONDS, ApiError, error_response
+from web.metrics import Metrics, metrics_endpoint
 from web.openapi import GAME_TYPES, WEEK, build_document, operation, path, query
 from web.ws import Hub, Relay, websocket_endpoint
+
+log = logging.getLogger("web")
 
 # --- helpers: parsing only; every rule about the data is the SQL's -----------
 
@@ -180,9 +186,12 @@ async def lottery_stats(request: Request, user: User) -> Response:
 async def admin_draw(request: Request, user: User) -> Response:
     """Manual trigger for a missed draw; idempotent (a drawn week is returned as it is).
     Needs a token with `admin: true`."""
+    started = time.perf_counter()
     async with Database.long_transaction(_write(request)) as conn:
-        return _json(await Database.one(conn, "SELECT run_lottery_draw_json(parse_week(%s), %s)::text",
-                                        (request.query_params.get("week"), user.id)))
+        row = await Database.one(conn, "SELECT run_lottery_draw_json(parse_week(%s), %s)::text",
+                                 (request.query_params.get("week"), user.id))
+    logs.log_draw(log, json.loads(row[0]), time.perf_counter() - started, user.id)
+    return _json(row)
 
 
 @operation("Liveness of the database", ok={200: "Health", 503: "Health"}, access=Access.PUBLIC, tag="ops")
@@ -193,7 +202,8 @@ async def healthz(request: Request) -> Response:
         for pool in {db.write, db.read}:
             await Database.fetch(pool, "SELECT 1")
     except psycopg.Error:
-        return JSONResponse({"status": "unavailable", "relay": relay.state}, status_code=503)
+        return JSONResponse({"status": "unavailable", "relay": relay.state}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return JSONResponse({"status": "ok", "relay": relay.state})
 
 
@@ -225,6 +235,7 @@ ROUTES = [
     # The reference client (web/static/): plain files, no token needed to load them.
     Mount("/play", StaticFiles(directory=Path(__file__).with_name("static"), html=True), name="play"),
 ]
+METRICS_ROUTE = Route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
 
 class BodyLimit:
@@ -275,6 +286,7 @@ class State(TypedDict):
     db: Database
     hub: Hub
     relay: Relay
+    metrics: Metrics
     openapi: dict
 
 
@@ -282,17 +294,21 @@ class State(TypedDict):
 async def lifespan(app: Starlette):
     settings: Settings = app.state.settings
     settings.check()
+    logs.install(settings)
     db = Database(settings)
     await db.open()
     hub = Hub(settings.ws_queue_size, settings.ws_stall_seconds)
     relay = Relay(settings.database_url, hub, settings)
     relay_task = asyncio.create_task(relay.run(), name="lottery-events-relay")
-    state = State(settings=settings, verifier=Verifier(settings), db=db, hub=hub, relay=relay,
+    metrics = Metrics(settings, db, hub, relay)
+    await metrics.start()
+    state = State(settings=settings, verifier=Verifier(settings), db=db, hub=hub, relay=relay, metrics=metrics,
                   openapi=build_document(app.routes, "Solo lottery API", __version__))
     _freeze_heap()
     try:
         yield state
     finally:
+        await metrics.stop()
         hub.close_all()
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -309,7 +325,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                         allow_methods=["GET", "POST"],
                                         allow_headers=["Authorization", "Content-Type"], max_age=600))
-    app = Starlette(routes=ROUTES, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
+    middleware.insert(0, Middleware(RequestObserver))  # outermost: sees every answer, 413 and CORS included
+    # /metrics on the API's own port unless METRICS_LISTEN gives it one of its own (or turns it off).
+    routes = ROUTES + ([METRICS_ROUTE] if settings.metrics_listen == "app" else [])
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.state.settings = settings
     return app

@@ -17,6 +17,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(env[name]) if env.get(name) else default
 
 
+def _metrics_listen(value: str) -> str | None:
+    """METRICS_LISTEN: empty or "app" (the API's own port), "off", or "[host:]port"."""
+    value = value.strip()
+    if value.lower() in ("", "app", "on"):
+        return "app"
+    if value.lower() in ("off", "none", "0", "false"):
+        return None
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise RuntimeError(f"METRICS_LISTEN must be app, off or [host:]port, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -35,13 +48,22 @@ class Settings:
     pool_max_size: int = 10
     pool_timeout: float = 5.0                 # wait for a connection, then 503
     connect_timeout: int = 3
-    reconnect_timeout: float = 10.0           # pool gives up a slot, then retries on demand
+    db_probe_seconds: float = 0.25            # while the database is unreachable: a connection attempt this often
     statement_timeout_ms: int = 10_000        # requests only; the admin draw has none
     ws_heartbeat_seconds: float = 20.0
     ws_queue_size: int = 256                  # per client backlog
     ws_stall_seconds: float = 2.0             # a full backlog that stays full this long drops its client
     relay_probe_seconds: float = 15.0         # LISTEN connection liveness probe
-    relay_max_backoff: float = 10.0
+    relay_max_backoff: float = 1.0            # the relay is back within this of the database
+    # Operations (web/metrics.py, web/logs.py, web/server.py)
+    metrics_listen: str | None = "app"        # "app": /metrics on the API's port; "[host:]port": its own; None: off
+    metrics_cache_seconds: float = 5.0        # lottery_operations() is read at most this often
+    log_format: str = "plain"                 # plain | json
+    log_level: str = "info"
+    header_timeout: float = 10.0              # a request's headers must arrive within this (else 408, closed)
+    body_timeout: float = 30.0                # and its body within this after its headers (else 408, closed)
+    max_url_bytes: int = 8192                 # a longer request target is refused with 414
+    max_header_bytes: int = 32768             # larger request headers are refused with 431
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -67,6 +89,15 @@ class Settings:
             ws_heartbeat_seconds=_float(env, "WS_HEARTBEAT_SECONDS", 20.0),
             ws_queue_size=_int(env, "WS_QUEUE_SIZE", 256),
             ws_stall_seconds=_float(env, "WS_STALL_SECONDS", 2.0),
+            db_probe_seconds=_float(env, "DB_PROBE_SECONDS", 0.25),
+            metrics_listen=_metrics_listen(env.get("METRICS_LISTEN", "")),
+            metrics_cache_seconds=_float(env, "METRICS_CACHE_SECONDS", 5.0),
+            log_format=(env.get("LOG_FORMAT") or "plain").lower(),
+            log_level=(env.get("LOG_LEVEL") or "info").lower(),
+            header_timeout=_float(env, "HTTP_HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "HTTP_BODY_TIMEOUT", 30.0),
+            max_url_bytes=_int(env, "HTTP_MAX_URL_BYTES", 8192),
+            max_header_bytes=_int(env, "HTTP_MAX_HEADER_BYTES", 32768),
         )
 
     def check(self) -> None:
@@ -82,6 +113,8 @@ class Settings:
                 raise RuntimeError(f"JWT_PUBLIC_KEY is required with JWT_ALGORITHM={alg}")
         else:
             raise RuntimeError(f"unsupported JWT_ALGORITHM {alg!r}")
+        if self.log_format not in ("plain", "json"):
+            raise RuntimeError(f"LOG_FORMAT must be plain or json, got {self.log_format!r}")
 
     @property
     def tokens(self) -> TokenSettings:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core import sqlstates
+from web.db import DatabaseDown
 
 log = logging.getLogger("web")
 
@@ -36,6 +37,9 @@ STANDARD_SQLSTATES: dict[str, tuple[int, str]] = {
     "25006": (503, "read_only_sql_transaction"),     # a write reached a standby (failover under way)
 }
 UNAVAILABLE_CLASSES = ("08",)  # connection exceptions
+# Retry-After of every 503: an outage is noticed at once and the first request
+# after the database is back succeeds, so clients need not wait long.
+RETRY_AFTER_SECONDS = 2
 
 
 SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
@@ -61,7 +65,7 @@ def error_response(status: int, code: str, message: str, hint: str | None = None
 
 def unavailable(message: str = "the database is unavailable") -> JSONResponse:
     return error_response(503, "database_unavailable", message, hint="Retry in a few seconds.",
-                          headers={"Retry-After": "5"})
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -76,6 +80,8 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 async def database_error(request: Request, exc: psycopg.Error) -> JSONResponse:
     """SQLSTATE -> HTTP by the table; errors without one are told apart by class."""
+    if isinstance(exc, DatabaseDown):
+        return unavailable()  # the gate logged the outage once; no line per request
     state = exc.sqlstate
     if state in SQLSTATE_HTTP:
         status, name = SQLSTATE_HTTP[state]

@@ -14,7 +14,7 @@ from db.cli.output import (WEEK_DAYS_SQL, fmt_diff, fmt_duration, fmt_int, fmt_t
 # A draw row as the commands print it; its week's days come from SQL.
 DRAW_COLUMNS = f"""
     d.id, {WEEK_DAYS_SQL.format(week="lottery_week_at(d.week_start)")}, d.total_participants,
-    d.total_shares, d.status, d.drawn_at, d.drawn_at = now() AS drawn_now
+    d.total_shares, d.status, d.drawn_at, d.drawn_at = now() AS drawn_now, d.results_digest, d.draw_seconds
 """
 DRAW_SQL = f"SELECT {DRAW_COLUMNS} FROM run_lottery_draw(parse_week(%s)) AS d"
 DUE_SQL = f"SELECT {DRAW_COLUMNS} FROM run_due_draws() AS d"
@@ -31,11 +31,12 @@ TOP10_ALIGN = ("right", "left", "left", "right", "right", "right", "right")
 
 
 def print_draw(conn: psycopg.Connection, draw: tuple) -> None:
-    draw_id, first_day, last_day, participants, shares, status, drawn_at, drawn_now = draw
+    draw_id, first_day, last_day, participants, shares, status, drawn_at, drawn_now, digest, seconds = draw
     how = "drawn now" if drawn_now else "already drawn"
     click.echo(f"week {week_label(first_day, last_day)} (UTC)  draw {draw_id}")
     click.echo(f"  status: {status} ({how})  participants: {fmt_int(participants)}  "
                f"shares: {fmt_int(shares)}  drawn_at: {fmt_ts(drawn_at)}")
+    click.echo(f"  digest: {digest or '-'}  took: {'-' if seconds is None else f'{seconds:.3f} s'}")
     rows = conn.execute(TOP10_SQL, (draw_id,)).fetchall()
     if not rows:
         click.echo("  no participants: nobody submitted an accepted share that week")
@@ -170,16 +171,53 @@ def cron_report(conn: psycopg.Connection, url: str) -> list[str]:
     return lines
 
 
+CHECK_EXIT = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def check(url: str, now: str | None) -> int:
+    """The findings of lottery_operations(), one line each; the exit status is the
+    worst (0 ok, 1 warning, 2 critical). An unreachable database is critical."""
+    try:
+        with connect(url, autocommit=True) as conn:
+            # --now is the owner's alone (lottery_clock): any other role gets LTC01.
+            report = conn.execute("SELECT lottery_operations(coalesce(%s::timestamptz, now()))",
+                                  (now,)).fetchone()[0]
+    except CliError as exc:
+        click.echo(f"critical: database_unreachable: {exc.format_message()}")
+        return 2
+    except psycopg.Error as exc:
+        click.echo(f"critical: database_error: {exc.sqlstate}: {str(exc).strip()}")
+        return 2
+    for finding in report["findings"]:
+        click.echo(f"{finding['severity']}: {finding['code']}: {finding['message']}")
+    if not report["findings"]:
+        last = report["lastDraw"]
+        click.echo(f"ok: open week {report['openWeek']}; last draw: "
+                   + (f"week {last['weekStart']}, {last['participants']:,} participants" if last else "none yet")
+                   + "; nothing due")
+    return CHECK_EXIT[report["status"]]
+
+
 @click.command("status")
+@click.option("--check", "check_only", is_flag=True,
+              help="For monitoring (cron, Nagios): one line per finding; exit 0 ok, 1 warning, 2 critical.")
+@click.option("--now", metavar="TIMESTAMP", hidden=True, help="With --check: as of this instant (the owner only).")
 @database_url_option()
-def status_command() -> int:
+def status_command(check_only: bool, now: str | None) -> int:
     """Open week, live participants, last and next draw, pg_cron jobs.
 
     Shows the open week with its live participants and shares, the last
     completed draw, closed weeks not drawn yet, the next scheduled draw and the
-    health of the pg_cron jobs that run it.
+    health of the pg_cron jobs that run it. --check prints only the findings of
+    lottery_operations() (a closed week with events undrawn for 2 hours, a
+    failed scheduled job, partitions behind...), one per line, and exits 0 when
+    healthy, 1 on a warning, 2 on a critical finding or an unreachable database.
     """
     url = database_url()
+    if now and not check_only:
+        raise click.UsageError("--now goes with --check")
+    if check_only:
+        return check(url, now)
     with connect(url, autocommit=True) as conn:
         try:
             now, closes, first_day, last_day, next_draw = conn.execute(OPEN_WEEK_SQL).fetchone()

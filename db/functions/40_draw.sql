@@ -53,6 +53,7 @@ DECLARE
     v_shares bigint;
     v_forged bigint;
     v_unverified integer;
+    v_clock timestamptz := clock_timestamp();  -- now() is the transaction's start, not the draw's
 BEGIN
     -- What this transaction queued itself is part of the week too.
     PERFORM fold_pending_shares();
@@ -127,9 +128,14 @@ BEGIN
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
         drawn_at = v_now, updated_at = now(),
         results_digest = lottery_results_digest(v_draw.id),
-        forged_shares = v_forged, unverified_results = v_unverified
+        forged_shares = v_forged, unverified_results = v_unverified,
+        draw_seconds = extract(epoch FROM clock_timestamp() - v_clock)
     WHERE id = v_draw.id
     RETURNING * INTO v_draw;
+    -- The server log's line for every draw, whoever asked (pg_cron, the API, psql).
+    RAISE LOG 'lottery draw: week % drawn, % participants, % shares, % s, digest %',
+        v_week, v_draw.total_participants, v_draw.total_shares, round(v_draw.draw_seconds::numeric, 3),
+        v_draw.results_digest;
 
     REFRESH MATERIALIZED VIEW weekly_rankings;
 

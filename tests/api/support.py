@@ -23,7 +23,7 @@ OTHER_SECRET = "not-the-key-" + secrets.token_hex(24)
 def make_settings(database_url: str, **overrides) -> Settings:
     values = dict(database_url=database_url, jwt_secret=SECRET,
                   # Short waits so that outage tests stay quick.
-                  pool_timeout=1.5, connect_timeout=2, reconnect_timeout=3.0,
+                  pool_timeout=1.5, connect_timeout=2,
                   relay_probe_seconds=2.0, relay_max_backoff=1.0)
     values.update(overrides)
     return Settings(**values)
@@ -74,13 +74,14 @@ class Shares:
 
 
 @contextlib.contextmanager
-def serve(app, timeout: float = 15.0):
-    """Real uvicorn on 127.0.0.1 and a free port, in a thread; yields host:port."""
+def serve(app, timeout: float = 15.0, **options):
+    """Real uvicorn on 127.0.0.1 and a free port, in a thread; yields host:port.
+    `options` go to uvicorn.Config (e.g. web.server's protocols)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on",
+                                                   "timeout_graceful_shutdown": 5, **options}))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -1,0 +1,130 @@
+"""Logs: one line per record, plain (logfmt) or JSON by LOG_FORMAT, through
+structlog's formatter for the standard library's logging, so that uvicorn's,
+psycopg's and this app's records all come out the same way.
+
+Tokens never reach a log: every handler set up here, and uvicorn's own
+loggers, pass records through RedactTokens (a `token=` query parameter and a
+`Bearer` credential are replaced by `[redacted]`); the access lines of
+web.access never carry the raw query string anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import sys
+
+import structlog
+
+HANDLER_NAME = "lottery"
+
+_SECRETS = re.compile(
+    r"(?P<key>(?:(?<=[?&;\s\"'])|^)(?:access_)?token=)[^&\s\"';]*"
+    r"|(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with every token= value and Bearer credential replaced."""
+    return _SECRETS.sub(lambda m: (m.group("key") or m.group("scheme")) + "[redacted]", text)
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a record's message (its arguments merged in) without tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: leave it to the formatter
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+class DropConnectionChatter(logging.Filter):
+    """uvicorn's and websockets' per-connection INFO lines: web.access writes one
+    line per request and WebSocket session instead (with the token left out)."""
+
+    PREFIXES = ('%s - "WebSocket ', "connection open", "connection closed", "connection rejected")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and isinstance(record.msg, str)
+                    and record.msg.startswith(self.PREFIXES))
+
+
+def _drop_color_message(logger, name: str, event: dict) -> dict:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
+
+
+def formatter(fmt: str = "plain") -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of every handler: timestamp, level, logger, message, then the record's extra fields."""
+    pre_chain = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        render = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        render = [structlog.processors.format_exc_info,
+                  structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "logger", "event"],
+                                                      bool_as_flag=False)]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=pre_chain,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render])
+
+
+def dict_config(fmt: str = "plain", level: str = "info") -> dict:
+    """logging.config.dictConfig for a whole server process (`python -m web.server`):
+    everything to stderr through one handler; uvicorn's access log off (web.access has it)."""
+    level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactTokens}, "chatter": {"()": DropConnectionChatter}},
+        "formatters": {"structured": {"()": formatter, "fmt": fmt}},
+        "handlers": {HANDLER_NAME: {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                    "formatter": "structured", "filters": ["redact", "chatter"]}},
+        "root": {"handlers": [HANDLER_NAME], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            "psycopg": {"level": "WARNING"},
+            # Each failed connection attempt during an outage; web.db logs the outage once instead.
+            "psycopg.pool": {"level": "ERROR"},
+        },
+    }
+
+
+def install(settings) -> None:
+    """Called at app startup, whatever started the app. Under plain `uvicorn
+    web.app:app` (no handler on the root logger) this app's loggers get the
+    structured handler; uvicorn's own loggers get the token filter either way."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+    web = logging.getLogger("web")
+    web.setLevel(settings.log_level.upper())
+    if logging.getLogger().handlers or any(h.get_name() == HANDLER_NAME for h in web.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(formatter(settings.log_format))
+    handler.addFilter(RedactTokens())
+    web.addHandler(handler)
+    web.propagate = False
+
+
+def log_draw(logger: logging.Logger, draw: dict, seconds: float, by: str) -> None:
+    """The line every draw gets in this app's log (the database's log has its own)."""
+    logger.info("lottery draw", extra={
+        "week": (draw.get("weekStart") or "")[:10], "participants": draw.get("totalParticipants"),
+        "shares": draw.get("totalShares"), "digest": draw.get("resultsDigest"),
+        "duration_seconds": round(seconds, 3), "drawn_at": draw.get("drawnAt"), "requested_by": by})
