@@ -69,6 +69,16 @@ def ensure_source_column(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
+def trigger_levels(conn: psycopg.Connection) -> str:
+    """mining_events' triggers, each with its level, for the log: a run cut short inside
+    row_trigger_path would otherwise go unnoticed by the next one."""
+    found = conn.execute("SELECT string_agg(tgname || CASE WHEN tgtype & 1 = 1 THEN ' (row)' ELSE ' (statement)' END,"
+                         " ', ' ORDER BY tgname) FROM pg_trigger"
+                         " WHERE tgrelid = 'mining_events'::regclass AND NOT tgisinternal").fetchone()[0]
+    conn.commit()
+    return found or "none"
+
+
 @contextmanager
 def row_trigger_path(conn: psycopg.Connection):
     """mining_events aggregated by the row trigger a hypertable gets, for the block;
@@ -133,6 +143,7 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
     rng = random.Random(seed)
     week_start = conn.execute("SELECT lottery_week_start_ts(%s)", (week,)).fetchone()[0]
     ensure_source_column(conn)
+    log(f"collector: mining_events' triggers: {trigger_levels(conn)}")
     seconds: dict[tuple[str, bool], float] = {}
     client_cpu: dict[bool, float] = {}
     gained: dict[tuple[str, bool], tuple[int, int]] = {}
@@ -149,6 +160,7 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
         gained[target, with_hash] = (week_shares(conn, week) - before, accepted)
 
     if "bare" in targets:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BARE_TABLE)))  # a run cut short
         events_copy(conn, BARE_TABLE, week)
         conn.commit()
     try:

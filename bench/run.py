@@ -4,29 +4,31 @@
                         [--collector-shares 20000] [--reference-users 400] [--http-seconds 10]
                         [--out bench/out]
 
-Starts a scratch PostgreSQL 15 cluster (pg_cron loaded, settings as README
-"Scaling out" recommends; bench/common.py) in a temporary directory, applies the database and
-measures, printing each figure next to a reference measured in the same run:
+Starts a scratch PostgreSQL 15 cluster (bench/common.py: pg_cron loaded,
+settings as README "Scaling out" recommends) in a temporary directory, applies
+the database and measures, printing each figure next to a reference measured
+in the same run:
 
 1. scale: N participants x M shares in the open ISO week, generated straight in
-   SQL as the ingest trigger leaves them (bench/scale.py) (per-user-per-day and per-week bests,
-   rank buckets). The draw and every read use only these aggregates (the
-   EXPLAIN output proves it), so raw events would add nothing to those figures
-   but hours of generation;
-2. ingest: the same share events (bench/shares.py; hashes proving their sdiff,
-   users drawn from the N participants) by one COPY, by 10,000-row COPYs and by 1,000-row
-   INSERTs, into mining_events (aggregates kept), into a bare copy of it (same
-   partitioning and indexes, no trigger) and into a floor copy whose trigger
-   only counts each user's shares (the least upkeep that keeps a per-user
-   figure current at commit); then the platform collector's write pattern
-   (bench/collector.py: executemany flushes of 500 single-row INSERTs, the
-   collector's payload with and without a hash) into a bare copy, into
+   SQL as the ingest trigger leaves them (bench/scale.py: per-user-per-day and
+   per-week bests, rank buckets). The draw and every read use only these
+   aggregates (the EXPLAIN output proves it), so raw events would add nothing
+   to those figures but hours of generation;
+2. ingest: the same share events (bench/shares.py: hashes proving their sdiff,
+   users drawn from the N participants) by one COPY, by 10,000-row COPYs and by
+   1,000-row INSERTs, into mining_events (aggregates kept), into a bare copy of
+   it (same partitioning and indexes, no trigger) and into a floor copy whose
+   trigger only counts each user's shares (the least upkeep that keeps a
+   per-user figure current at commit); then the platform collector's write
+   pattern (bench/collector.py: executemany flushes of 500 single-row INSERTs,
+   the collector's payload with and without a hash) into a bare copy, into
    mining_events, and through the row trigger a hypertable gets;
 3. reads: get_weekly_game_data calls/s (pgbench), live-rank time over random
-   participants and the worst-placed ones, HTTP through bench/http.py;
+   participants and the last-placed ones (as ranked_week() orders them), HTTP
+   through bench/http.py;
 4. the draw of the N participants against the unavoidable work (the same
-   result and XP rows written by INSERT ... SELECT ... ORDER BY from an already
-   ranked table, with the same indexes), and the spec's reference ranking query
+   result and XP rows written by INSERT ... SELECT ... ORDER BY from a table
+   ranked by ranked_week(), with the same indexes), and the spec's reference ranking query
    against our draw at --reference-users x M shares.
 
 EXPLAIN (ANALYZE, BUFFERS) of the draw and of weekly-data go to --out, and
