@@ -1,9 +1,10 @@
 """N participants x M shares of one week, written straight into the aggregate tables
-as the ingest trigger would have left them (per-user-per-day and per-week bests,
-rank buckets and their groups), in SQL: minutes for a million participants where
-ingesting their raw events would take hours. Participants are miner1..minerN, each
-day's best the largest of that day's shares (Pareto from the pool difficulty
-PARTICIPANT_POOL_DIFFICULTY, as the SQL share generator draws them).
+as the commit-time fold would have left them (each participant-week's best, share
+count and seven daily bests and counts, the rank buckets and their groups, the
+all-time bests, the week's tallies), in SQL: minutes for a million participants
+where ingesting their raw events would take hours. Participants are
+miner1..minerN, each day's best the largest of that day's shares (Pareto from the
+pool difficulty PARTICIPANT_POOL_DIFFICULTY, as the SQL share generator draws them).
 
 This is the one place that knows how the aggregates are laid out for generation:
 when the ingest aggregates change, SCALE_SQL and AGGREGATE_TABLES change here, and
@@ -20,31 +21,38 @@ import psycopg
 from bench.common import vacuum
 from bench.shares import PARTICIPANT_POOL_DIFFICULTY
 
-# Every table the ingest trigger keeps, in the order SCALE_SQL fills them.
-AGGREGATE_TABLES = ("share_daily_best", "share_weekly_best", "share_rank_buckets", "share_rank_bucket_groups")
+# Every table the fold keeps per participant, in the order SCALE_SQL fills them.
+AGGREGATE_TABLES = ("share_weekly_best", "share_rank_buckets", "share_rank_bucket_groups", "share_user_best")
 
 SCALE_SQL = [
-    """INSERT INTO share_daily_best (user_id, day, best_difficulty, best_at, best_hash, share_count)
-       SELECT 'miner' || u, %(week)s::date + d,
-              %(pool_diff)s / (1 - power(random(), 1.0 / k)),
-              lottery_week_start_ts(%(week)s) + make_interval(days => d) + random() * interval '1 day',
-              md5(u || ':' || d) || md5(d || ':' || u),
-              k
-       FROM generate_series(1, %(users)s) AS u,
-            generate_series(0, 6) AS d,
-            LATERAL (SELECT %(shares)s / 7 + CASE WHEN d < %(shares)s %% 7 THEN 1 ELSE 0 END AS k) AS per_day
-       WHERE k > 0""",
-    """INSERT INTO share_weekly_best (week_start, user_id, best_difficulty, best_at, best_hash, share_count)
-       SELECT DISTINCT ON (user_id) %(week)s::date, user_id, best_difficulty, best_at, best_hash,
-              sum(share_count) OVER (PARTITION BY user_id)
-       FROM share_daily_best WHERE day >= %(week)s AND day < %(week)s::date + 7
-       ORDER BY user_id, best_difficulty DESC, best_at""",
+    # Each day of k shares: its best is the largest of k Pareto draws, reached at a
+    # random time of that day; the week's best is the best day's.
+    """INSERT INTO share_weekly_best (week_start, user_id, best_difficulty, best_at, best_hash, share_count,
+                                      day_best, day_shares)
+       SELECT %(week)s::date, 'miner' || u, max(best), (array_agg(best_at ORDER BY best DESC))[1],
+              md5(u || ':w') || md5('w:' || u), sum(k), array_agg(best ORDER BY d), array_agg(k ORDER BY d)
+       FROM (SELECT u, d, k,
+                    CASE WHEN k > 0 THEN %(pool_diff)s / (1 - power(random(), 1.0 / k)) ELSE 0 END AS best,
+                    lottery_week_start_ts(%(week)s::date + d) + random() * interval '24 hours' AS best_at
+             FROM generate_series(1, %(users)s) AS u,
+                  generate_series(0, 6) AS d,
+                  LATERAL (SELECT %(shares)s / 7 + CASE WHEN d < %(shares)s %% 7 THEN 1 ELSE 0 END AS k) AS per_day
+            ) AS days
+       GROUP BY u""",
     """INSERT INTO share_rank_buckets (week_start, rank_bucket, participants)
        SELECT week_start, rank_bucket, count(*) FROM share_weekly_best WHERE week_start = %(week)s GROUP BY 1, 2""",
     """INSERT INTO share_rank_bucket_groups (week_start, bucket_group, participants)
        SELECT week_start, rank_bucket_group(rank_bucket), sum(participants) FROM share_rank_buckets
        WHERE week_start = %(week)s GROUP BY 1, 2""",
-    """INSERT INTO event_weeks (week_start) VALUES (%(week)s) ON CONFLICT DO NOTHING""",
+    """INSERT INTO share_user_best AS a (user_id, best_difficulty, best_at, best_hash, week_start)
+       SELECT user_id, best_difficulty, best_at, best_hash, week_start FROM share_weekly_best
+       WHERE week_start = %(week)s
+       ON CONFLICT (user_id) DO UPDATE SET
+           best_difficulty = excluded.best_difficulty, best_at = excluded.best_at,
+           best_hash = excluded.best_hash, week_start = excluded.week_start
+       WHERE share_beats(excluded.best_difficulty, excluded.best_at, a.best_difficulty, a.best_at)""",
+    """INSERT INTO event_weeks AS e (week_start, accepted_shares) VALUES (%(week)s, %(users)s::bigint * %(shares)s)
+       ON CONFLICT (week_start) DO UPDATE SET accepted_shares = e.accepted_shares + excluded.accepted_shares""",
 ]
 
 

@@ -21,16 +21,18 @@ import psycopg
 
 from core.rules import TRUEDIFFONE
 
-# Share events as ckpool logs them, live: all on one day (the week's last), a
-# hash uniformly below the target of pool difficulty 1,000 (so sdiff, derived
-# from it, is Pareto distributed from 1,000 up; the ten leading zeros and the
+# Share events as ckpool logs them, live: within the last 24 hours of the week
+# up to now (a share more than a day ahead of the clock counts nowhere), a hash
+# uniformly below the target of pool difficulty 1,000 (so sdiff, derived from
+# it, is Pareto distributed from 1,000 up; the ten leading zeros and the
 # 65.535 * 16^11 bound encode that 1,000), ~2% rejected, users drawn at random
 # from miner1..minerN.
 SQL_GENERATOR = """
 CREATE FUNCTION pg_temp.bench_events(p_count bigint, p_users integer, p_week date)
 RETURNS TABLE (ts timestamptz, event_type text, payload jsonb)
 LANGUAGE sql VOLATILE AS $$
-    SELECT lottery_week_start_ts(p_week) + interval '6 days' + random() * interval '1 day',
+    SELECT greatest(lottery_week_start_ts(p_week),
+                    least(now(), lottery_week_start_ts(p_week + 7)) - (1 - random()) * interval '24 hours'),
            'share_submitted',
            jsonb_build_object('user', 'miner' || (1 + floor(random() * p_users))::integer,
                               'worker', 'rig' || s % 4,

@@ -24,7 +24,8 @@ Steps 3 and 4 are bench/soak_load.py; this module seeds, runs and judges.
 PASS needs: no 5xx, no transport error, no unexpected 4xx (only 429 on plays and 404 on
 lottery/current before the draw are expected); the draw answered 200 with the seeded totals;
 every WebSocket client stayed connected and got lottery_drawn (the top-10 users among them,
-as ranked_week() orders the seeded week, also their notification); zero lost shares
+as ranked_week() orders the seeded week, also their lottery_result notification, and no
+other client one); zero lost shares
 (share_weekly_best of the open week gained exactly the accepted shares inserted,
 mining_events exactly the rows); the web RSS after warm-up (--warmup, default the first
 60 s or 20% of the run, whichever is shorter) within 10% of its first value
@@ -182,13 +183,16 @@ def report(load: Load, baseline: tuple[int, int], after: tuple[int, int], cpu: l
               f" after the draw request was sent" if got and sent else "")
     top_set = set(seed.top10)
     top_clients = [s for s in ws if s.user in top_set]
-    notified_ok = all(s.events["notification"] == 1 for s in top_clients) and \
-        all(s.events["notification"] == 0 for s in ws if s.user not in top_set)
+    results = "notification:lottery_result"
+    notified_ok = all(s.events[results] == 1 for s in top_clients) and \
+        all(s.events[results] == 0 for s in ws if s.user not in top_set)
     pings = sum(s.events["ping"] for s in ws)
+    # The ingest's new personal bests notify their users too; they are counted, not judged.
+    personal = sum(s.events["notification:personal_best"] for s in ws)
     rows.append(("WebSocket clients",
                  f"{len(ws)} connected throughout ({len(closes)} drops); {len(got)}/{len(ws)} got lottery_drawn"
-                 f"{spread}; {sum(s.events['notification'] for s in top_clients)}/{len(top_clients)} "
-                 f"top-10 notifications; {pings:,} pings",
+                 f"{spread}; {sum(s.events[results] for s in top_clients)}/{len(top_clients)} "
+                 f"top-10 notifications; {personal:,} personal-best notices; {pings:,} pings",
                  check(len(right) == len(ws) and not closes and notified_ok,
                        f"WebSocket: {len(right)}/{len(ws)} got the right lottery_drawn, {len(closes)} drops, "
                        f"notifications {'ok' if notified_ok else 'wrong'}")))

@@ -277,6 +277,8 @@ class Load:
                     async for raw in ws:
                         message = json.loads(raw)
                         event = message.get("event")
+                        if event == "notification":  # counted by kind: lottery_result, personal_best
+                            event += ":" + str((message.get("data") or {}).get("subtype"))
                         stats.events[event] += 1
                         if event == "lottery_drawn" and stats.drawn_at is None:
                             stats.drawn_at, stats.drawn_data = time.perf_counter(), message.get("data")

@@ -133,7 +133,7 @@ def test_collector_measurement_aggregates_every_share_on_every_path(fresh_db):
     before = triggers(conn)
     rows = []
     measure_collector(conn, rows, users=40, shares=300, week=week, batch=120)
-    # bare, statement and row, with and without the hash, each against the same run's bare copy.
+    # bare, project and row, with and without the hash, each against the same run's bare copy.
     assert len(rows) == 6
     assert all(figure.endswith(" shares/s") for _, figure, _ in rows)
     assert [ref.startswith("bare ") for _, _, ref in rows] == [False, True, True] * 2
