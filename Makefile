@@ -20,7 +20,7 @@ PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check post
 # The browser the /play page is tested in (tests/api/test_play_page.py).
 BROWSER_PACKAGES := chromium chromium-driver
 
-.PHONY: help system-deps venv migrate db run stop psql test coverage bench soak token clean
+.PHONY: help system-deps venv migrate db run stop psql test coverage bench bench-collector soak token clean
 
 # Coverage gate (thresholds in tests/plpgsql_coverage.py): Python lines of web/ and db/
 # (pytest-cov), PL/pgSQL statements and branches (plpgsql_check's profiler), SQL
@@ -33,7 +33,7 @@ HELP_VARS := PGDATA PGPORT HTTP_PORT DBNAME VENV
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
 	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
-	  | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	  | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "local database: $(LOCAL_DATABASE_URL)  API: http://127.0.0.1:$(HTTP_PORT)"
 	@echo "the lottery command: $(VENV)/bin/lottery --help (DATABASE_URL=$(LOCAL_DATABASE_URL))"
 
@@ -90,8 +90,11 @@ coverage: system-deps venv  ## the suite with coverage: one table, fails under 8
 	@echo "==> running the tests with coverage"
 	@$(PY) -m pytest --cov --cov-report=html:build/coverage-html --plpgsql-cov
 
-bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw time and ingest rate
+bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw, ingest (COPY and the collector's pattern), reads
 	@$(PY) -m bench.run
+
+bench-collector: system-deps venv  ## the collector's write pattern alone (PARTICIPANTS=100000 SHARES=20000)
+	@$(PY) -m bench.collector --participants $(or $(PARTICIPANTS),100000) --shares $(or $(SHARES),20000)
 
 soak: system-deps venv  ## 5 minutes of mixed load on loopback with a draw in the middle (SECONDS=300)
 	@$(PY) -m bench.soak --seconds $(or $(SECONDS),300)

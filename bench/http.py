@@ -26,6 +26,7 @@ import importlib.util
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,16 +35,16 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import (MIB, Progress, cpu_seconds, log, log_tail, machine_cpu, print_table, rss_bytes,
+                          start_web, status_bytes, stop_web, wait_healthy, web_log_errors)
+from core.tokens import TokenSettings, issue_token
 from db.cluster import free_port
-from web.auth import issue_token
-from web.config import Settings
 
 WEEKLY = "/api/games/weekly-data"
 ROUND_TRIP = "/healthz"               # one SELECT 1 through the pool
 THREADS, CONNECTIONS = 2, 32          # saturation
 PACED_CONNECTIONS = 10                # paced: enough that a slow request does not starve the schedule
 WARMUP_SECONDS = 2                    # fills the connection pool before anything is measured
-MIB = 1024 * 1024
 
 # wrk prints times as 812.00us, 1.23ms, 2.01s, 1.50m, 1.00h.
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -159,20 +160,6 @@ def write_script(path: Path, token: str, rate: float = 0.0, threads: int = 1, co
     return path
 
 
-def start_uvicorn(database_url: str, secret: str, port: int, log_path: Path) -> subprocess.Popen:
-    """The app as production runs it, with only our settings in its environment."""
-    from bench.soak import ROOT  # late: bench.run may import this module (see measure_http)
-
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABASE_", "JWT_", "CORS_", "DB_", "WS_", "MAX_BODY", "UVICORN_"))}
-    env.update(DATABASE_URL=database_url, JWT_SECRET=secret, JWT_ALGORITHM="HS256", PYTHONUNBUFFERED="1")
-    with log_path.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "web.app:app", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def uvicorn_stack() -> str:
     """What uvicorn's --loop auto / --http auto pick in this interpreter: the figures
     of both endpoints depend on it (uvloop + httptools roughly double /livez)."""
@@ -183,7 +170,7 @@ def uvicorn_stack() -> str:
 
 
 def cpu_per_request(before: float, after: float, result: WrkResult) -> str:
-    """The web process's own CPU per request (bench.soak.cpu_seconds before and after):
+    """The web process's own CPU per request (cpu_seconds before and after):
     it holds steady when others load the shared cores, unlike requests/s."""
     if not result.requests:
         return ""
@@ -193,13 +180,9 @@ def cpu_per_request(before: float, after: float, result: WrkResult) -> str:
 def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret: str | None = None,
                  reference_path: str = "/livez", rate: float = 1000.0) -> list[tuple[str, str, str]]:
     """(measure, figure, reference) rows, as bench/run.py prints them; progress on stderr."""
-    # Late imports: bench.soak imports bench.run, which may import this module at its top.
-    from bench.run import Progress
-    from bench.soak import cpu_seconds, log, machine_cpu, rss_bytes, status_bytes, stop_web, wait_healthy
-
     secret = jwt_secret or secrets.token_hex(32)
     token = issue_token(user_id, ttl_seconds=max(3600, 4 * seconds + 600),
-                        settings=Settings(jwt_secret=secret, jwt_algorithm="HS256"))
+                        settings=TokenSettings(algorithm="HS256", secret=secret))
     rows: list[tuple[str, str, str]] = Progress()
     workdir = Path(tempfile.mkdtemp(prefix="lottery-http-bench-"))
     web_log = workdir / "uvicorn.log"
@@ -209,8 +192,8 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
     ok = False
     try:
         stack = uvicorn_stack()
-        log(f"  starting uvicorn web.app:app on {base} (1 worker, {stack}, log {web_log})")
-        web = start_uvicorn(database_url, secret, port, web_log)
+        log(f"starting uvicorn web.app:app on {base} (1 worker, {stack}, log {web_log})")
+        web = start_web(database_url, secret, port, web_log, "--workers", "1", "--log-level", "warning")
         wait_healthy(web, base)
         rss_start = rss_bytes(web.pid)
 
@@ -219,20 +202,20 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
         if probe.status_code != 200:
             raise RuntimeError(f"GET {WEEKLY} as {user_id!r} answered {probe.status_code}: {probe.text[:300]}")
         shares = probe.json().get("totalShares")
-        log(f"  {WEEKLY} as {user_id!r}: 200, totalShares {shares}")
+        log(f"{WEEKLY} as {user_id!r}: 200, totalShares {shares}")
         reference = httpx.get(base + reference_path, headers=headers, timeout=10)
         has_reference = reference.status_code == 200
         if not has_reference:
-            log(f"  ! reference {reference_path} answered {reference.status_code}: not measured")
+            log(f"! reference {reference_path} answered {reference.status_code}: not measured")
 
         plain = write_script(workdir / "plain.lua", token)
         for path in ([reference_path] if has_reference else []) + [ROUND_TRIP, WEEKLY]:
-            log(f"  warm-up {WARMUP_SECONDS} s on {path}")
+            log(f"warm-up {WARMUP_SECONDS} s on {path}")
             run_wrk(base + path, plain, WARMUP_SECONDS, THREADS, CONNECTIONS)
 
         ref = None
         if has_reference:
-            log(f"  saturation: {reference_path}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+            log(f"saturation: {reference_path}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
             cpu = cpu_seconds(web.pid)
             ref = run_wrk(base + reference_path, plain, seconds, THREADS, CONNECTIONS)
             rows.append((f"HTTP {reference_path} (constant JSON), saturation", ref.figure(),
@@ -244,12 +227,12 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
                 return f"no reference ({reference_path} answered {reference.status_code})"
             return f"constant JSON {ref.requests_per_s:,.0f} req/s: {result.requests_per_s / ref.requests_per_s:.2f}x"
 
-        log(f"  saturation: {ROUND_TRIP}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+        log(f"saturation: {ROUND_TRIP}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
         cpu = cpu_seconds(web.pid)
         trip = run_wrk(base + ROUND_TRIP, plain, seconds, THREADS, CONNECTIONS)
         rows.append((f"HTTP {ROUND_TRIP} (one SELECT 1), saturation", trip.figure(),
                      f"{versus(trip)}; {cpu_per_request(cpu, cpu_seconds(web.pid), trip)}{trip.problems()}"))
-        log(f"  saturation: {WEEKLY}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
+        log(f"saturation: {WEEKLY}, wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s")
         cpu = cpu_seconds(web.pid)
         sat = run_wrk(base + WEEKLY, plain, seconds, THREADS, CONNECTIONS)
         rows.append((f"HTTP {WEEKLY}, saturation", sat.figure(),
@@ -259,7 +242,7 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
 
         # One wrk thread: 1,000 req/s is light work for it, and it keeps one schedule.
         paced_script = write_script(workdir / "paced.lua", token, rate, 1, PACED_CONNECTIONS)
-        log(f"  paced: {WEEKLY} at {rate:,.0f} req/s, wrk -t1 -c{PACED_CONNECTIONS} -d{seconds}s")
+        log(f"paced: {WEEKLY} at {rate:,.0f} req/s, wrk -t1 -c{PACED_CONNECTIONS} -d{seconds}s")
         busy, _ = machine_cpu()
         paced = run_wrk(base + WEEKLY, paced_script, seconds, 1, PACED_CONNECTIONS)
         # The tail follows how busy the shared cores were, whoever kept them busy.
@@ -277,15 +260,11 @@ def measure_http(database_url: str, user_id: str, seconds: int = 10, jwt_secret:
         return rows
     finally:
         stop_web(web)
-        errors = [line for line in web_log.read_text(errors="replace").splitlines()
-                  if re.search(r"\bERROR\b|Traceback", line)] if web_log.exists() else []
-        if errors or not ok:
-            tail = web_log.read_text(errors="replace").splitlines()[-30:] if web_log.exists() else []
-            log(f"  web log kept: {web_log}" + ("; its tail:\n" + "\n".join(tail) if tail else ""))
+        if web_log_errors(web_log) or not ok:
+            tail = log_tail(web_log)
+            log(f"web log kept: {web_log}" + ("; its tail:\n" + tail if tail else ""))
         else:
-            for path in workdir.iterdir():
-                path.unlink()
-            workdir.rmdir()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --seconds >= 1 and --rate > 0")
     rows = measure_http(args.database_url, args.user, args.seconds, args.jwt_secret,
                         reference_path=args.reference_path, rate=args.rate)
-    from bench.run import print_table
     print_table(rows)
     return 0
 

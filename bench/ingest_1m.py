@@ -1,14 +1,15 @@
 """Benchmark `lottery ingest` on a 1,000,000-line JSON-lines event log.
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scratch python bench/ingest_1m.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/scratch python -m bench.ingest_1m
         [--lines 1000000] [--users 10000] [--batch-size N] [--single-transaction] [--keep]
 
 Writes the log into a temporary directory (ckpool-like: share_submitted events
-in the mining_events form and, one line in five, in ckpool's flat form with a
-"sec,nsec" createdate; ~1.5% rejected shares; a new_block_network event every
-~2,000 lines; a few malformed lines), then runs `python -m db.cli ingest FILE`
-on DATABASE_URL as a subprocess and prints the wall time and lines/s, and
-checks that share_weekly_best gained exactly the accepted shares.
+from bench/shares.py, in the mining_events form with the collector's payload
+and, one line in five, in ckpool's flat form with a "sec,nsec" createdate;
+~1.5% rejected shares; a new_block_network event every ~2,000 lines; a few
+malformed lines), then runs `python -m db.cli ingest FILE` on DATABASE_URL as a
+subprocess, prints the wall time and lines/s, and checks that
+share_weekly_best gained exactly the accepted shares.
 
 It LOADS EVERY LINE INTO DATABASE_URL: use a scratch database with the schema
 applied (python -m db.apply --no-schedule).
@@ -29,14 +30,16 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-from core.rules import TRUEDIFFONE
+from bench.common import ROOT
+from bench.shares import POOL_DIFFICULTIES, random_share
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def write_log(path: Path, lines: int, users: int, seed: int, week_start: dt.datetime) -> dict:
     rng = random.Random(seed)
     names = [f"bc1qbench{rng.getrandbits(128):032x}" for _ in range(users)]
-    pool_diffs = [rng.choice((1, 256, 1024, 4096, 65536, 500_000)) for _ in range(users)]
+    pool_diffs = [rng.choice(POOL_DIFFICULTIES) for _ in range(users)]
     span_us = 7 * 86400 * 10**6
     step = span_us // lines
     counts = {"accepted": 0, "rejected": 0, "other": 0, "malformed": 0}
@@ -53,35 +56,30 @@ def write_log(path: Path, lines: int, users: int, seed: int, week_start: dt.date
                 counts["malformed"] += 1
                 continue
             u = rng.randrange(users)
-            limit = TRUEDIFFONE // pool_diffs[u]
-            value = rng.randint(1, limit)
-            accepted = rng.random() >= 0.015
-            counts["accepted" if accepted else "rejected"] += 1
+            share = random_share(rng, names[u], pool_diffs[u], ts, rejected=0.015)
+            counts["accepted" if share.accepted else "rejected"] += 1
             if i % 5 == 0:  # ckpool's flat form
-                epoch = (ts - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
+                epoch = ts - EPOCH
                 line = {"type": "share_submitted",
                         "createdate": f"{int(epoch.total_seconds())},{epoch.microseconds * 1000}",
-                        "username": names[u], "workername": f"{names[u]}.rig{u % 3}",
-                        "diff": pool_diffs[u], "sdiff": TRUEDIFFONE / value, "result": accepted,
-                        "hash": format(value, "064x")}
+                        "username": share.user, "workername": share.worker, "diff": share.diff,
+                        "sdiff": share.sdiff, "result": share.accepted, "hash": share.hash}
             else:
                 line = {"ts": ts.isoformat().replace("+00:00", "Z"), "event_type": "share_submitted",
-                        "payload": {"user": names[u], "worker": f"{names[u]}.rig{u % 3}",
-                                    "sdiff": TRUEDIFFONE / value, "accepted": accepted,
-                                    "hash": format(value, "064x")}}
+                        "payload": share.payload()}
             out.write(json.dumps(line, separators=(",", ":")) + "\n")
     return counts
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=None, help="rows per COPY (default: the CLI's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per COPY (default: the command's)")
     parser.add_argument("--single-transaction", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     url = os.environ.get("DATABASE_URL")
     if not url:
         print("set DATABASE_URL to a scratch database with the schema applied", file=sys.stderr)
@@ -89,10 +87,12 @@ def main() -> int:
 
     with psycopg.connect(url) as conn:
         # A closed week in the past that this run fills; the aggregates are checked against it.
-        week = conn.execute("SELECT lottery_week_at(now()) - 7 * (2 + (random() * 50)::int)").fetchone()[0]
+        conn.execute("SET TimeZone = 'UTC'")
+        week, week_start = conn.execute("SELECT w, lottery_week_start_ts(w) FROM"
+                                        " (SELECT lottery_week_at(now()) - 7 * (2 + (random() * 50)::int) AS w) AS p"
+                                        ).fetchone()
         before = conn.execute("SELECT coalesce(sum(share_count), 0) FROM share_weekly_best WHERE week_start = %s",
                               (week,)).fetchone()[0]
-    week_start = dt.datetime.combine(week, dt.time(), dt.timezone.utc)
 
     tmp = Path(tempfile.mkdtemp(prefix="lottery-bench-"))
     path = tmp / "events.jsonl"
@@ -101,10 +101,9 @@ def main() -> int:
     print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) for the week of {week} "
           f"in {time.perf_counter() - t0:.1f} s: {path}")
 
-    sys.path.insert(0, str(ROOT))
-    from db.cli.ingest_load import DEFAULT_BATCH
-    batch_size = args.batch_size or DEFAULT_BATCH
-    cmd = [sys.executable, "-m", "db.cli", "ingest", str(path), "--no-progress", "--batch-size", str(batch_size)]
+    cmd = [sys.executable, "-m", "db.cli", "ingest", str(path), "--no-progress"]
+    if args.batch_size:
+        cmd += ["--batch-size", str(args.batch_size)]
     if args.single_transaction:
         cmd.append("--single-transaction")
     t0 = time.perf_counter()
@@ -125,7 +124,8 @@ def main() -> int:
                              (week,)).fetchone()[0]
     ok = ok and after - before == counts["accepted"]
     print(f"wall time {elapsed:.1f} s (process start included): {args.lines / elapsed:,.0f} lines/s; "
-          f"batch {batch_size:,}{', one transaction' if args.single_transaction else ', commit per batch'}; "
+          f"batch {f'{args.batch_size:,}' if args.batch_size else 'the command default'}"
+          f"{', one transaction' if args.single_transaction else ', commit per batch'}; "
           f"share_weekly_best +{after - before:,} shares (expected +{counts['accepted']:,}): "
           f"{'OK' if ok else 'MISMATCH'}")
     if args.keep:
