@@ -47,6 +47,8 @@ def test_codes_are_ours_and_statuses_are_client_errors():
     ("SELECT get_game_history(NULL)", "LTU01"),
     ("SELECT get_lottery_by_week('a', '2010-01-04')", "LTN01"),
     ("SET LOCAL ROLE lottery_web; SELECT get_weekly_game_data('a', NULL, now() + interval '7 days')", "LTC01"),
+    ("SET LOCAL ROLE lottery_web; CREATE TEMP TABLE lottery_share_queue (first boolean); SELECT run_lottery_draw()",
+     "LTQ01"),
     ("SELECT record_game_session('a', 'slots', jsonb_build_object('i', i), NULL, '2026-11-24')"
      " FROM generate_series(1, 31) i", "LTR01"),
     ("CALL run_scheduled_job('nope')", "LTJ01"),

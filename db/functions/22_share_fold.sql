@@ -50,15 +50,17 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 BEGIN
-    -- Once per session. kind: s share that counts, f forged share, n network
-    -- difficulty, b block found, e any other well-timed event (it only names
-    -- its week). first marks the first row since the last fold: the only row
-    -- whose insert queues the fold at commit.
+    -- Once per session: the events of the transaction as the ingest trigger
+    -- judged them (kind: s share that counts, f forged share, n network
+    -- difficulty, b block found, e any other well-timed event, which only
+    -- names its week). first marks the first row since the last fold: the only
+    -- row whose insert queues the fold at commit. Owned by the owner of the lottery: only the
+    -- ingest trigger (SECURITY DEFINER) writes it, and the fold checks that.
     CREATE TEMP TABLE IF NOT EXISTS lottery_share_queue (
         first    boolean          NOT NULL,
         kind     text             NOT NULL,
         week     date             NOT NULL,
-        dow      integer          NOT NULL,
+        dow      integer,
         user_id  text COLLATE "C",  -- "C": locale-aware sorting would double the fold's sort
         diff     double precision,
         ts       timestamptz      NOT NULL,
@@ -82,6 +84,11 @@ DECLARE
     v_diff double precision;
     v_hash text;
 BEGIN
+    -- Per event: judge it (20_share_rules.sql) and append it to this session's
+    -- queue; the fold does the rest at commit. The judging is PL/pgSQL
+    -- assignments, whose expression state lives for the transaction, and one
+    -- INSERT of plain values: one SQL statement carrying the same expressions
+    -- cost twice as much, rebuilding them for every row.
     IF event_time_problem(NEW.ts) IS NOT NULL THEN
         RETURN NULL;  -- before the first block or a day ahead: no figure, no week
     END IF;
@@ -108,14 +115,24 @@ BEGIN
     IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
         PERFORM open_share_queue();
     END IF;
-    INSERT INTO pg_temp.lottery_share_queue (first, kind, week, dow, user_id, diff, ts, hash)
-    SELECT NOT EXISTS (SELECT FROM pg_temp.lottery_share_queue), v_kind, lottery_week_at(NEW.ts),
-           extract(isodow FROM NEW.ts AT TIME ZONE 'UTC')::integer, v_user, v_diff, NEW.ts, v_hash;
+    -- A transaction-local flag marks the first row since the last fold, whose
+    -- deferred trigger runs the fold (fold_shares_at_commit clears the flag):
+    -- asking the queue whether it is empty cost a third of the row.
+    IF current_setting('lottery.fold_queued', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('lottery.fold_queued', 'on', true);
+        INSERT INTO pg_temp.lottery_share_queue (first, kind, week, dow, user_id, diff, ts, hash)
+        VALUES (true, v_kind, lottery_week_at(NEW.ts), extract(isodow FROM NEW.ts AT TIME ZONE 'UTC')::integer,
+                v_user, v_diff, NEW.ts, v_hash);
+    ELSE
+        INSERT INTO pg_temp.lottery_share_queue (first, kind, week, dow, user_id, diff, ts, hash)
+        VALUES (false, v_kind, lottery_week_at(NEW.ts), extract(isodow FROM NEW.ts AT TIME ZONE 'UTC')::integer,
+                v_user, v_diff, NEW.ts, v_hash);
+    END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION aggregate_share_event_row() IS
-    'Row trigger on mining_events (plain, partitioned or a TimescaleDB hypertable) and share_replay: judges each event (20_share_rules.sql) and queues it for fold_pending_shares(), which runs at commit.';
+    'Row trigger on mining_events (plain, partitioned or a TimescaleDB hypertable) and share_replay: queues each event in the session''s share queue for fold_pending_shares(), which judges and folds them at commit.';
 
 CREATE OR REPLACE FUNCTION fold_pending_shares()
 RETURNS bigint
@@ -136,6 +153,14 @@ DECLARE
 BEGIN
     IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
         RETURN 0::bigint;
+    END IF;
+    -- Only a queue this function's owner made (open_share_queue) is folded: a
+    -- session's own table of that name, filled by hand, is not events.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('pg_temp.lottery_share_queue'))
+       <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE SQLSTATE 'LTQ01' USING
+            MESSAGE = 'the share queue of this session was not made by the ingest trigger',
+            HINT = 'Drop the temporary table lottery_share_queue: the ingest trigger makes its own.';
     END IF;
     -- The week rows first: every fold takes them, so concurrent folds queue up
     -- here and never meet later in another order.
@@ -258,6 +283,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 BEGIN
     PERFORM fold_pending_shares();
+    PERFORM set_config('lottery.fold_queued', '', true);  -- the next event queues a fold again
     RETURN NULL;
 END
 $$;
