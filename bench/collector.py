@@ -15,6 +15,9 @@ with the hash ckpool logs and without it (what the collector sends today), into:
 
 * bare: an empty copy of mining_events (same columns, partitioning and indexes,
   no trigger), the reference each other figure is given against, as a ratio;
+* floor: another copy whose plain PL/pgSQL row trigger does one upsert per share
+  into a (user, day) table holding every participant: the least upkeep that keeps
+  a per-user figure exact at commit, through a row trigger;
 * project: mining_events as the project creates it;
 * row: mining_events with the row-trigger path forced, as a TimescaleDB
   hypertable has it: the trigger aggregate_shares dropped and aggregate_shares_row
@@ -55,10 +58,27 @@ from bench.common import Progress, events_copy, log, own_cpu_seconds, print_tabl
 from bench.scale import generate_participants, participants
 from bench.shares import PARTICIPANT_POOL_DIFFICULTY, random_share, random_ts
 
-TARGETS = ("bare", "project", "row")
-TARGET_LABELS = {"bare": "bare copy", "project": "mining_events", "row": "mining_events, row trigger forced"}
+TARGETS = ("bare", "floor", "project", "row")
+TARGET_LABELS = {"bare": "bare copy", "floor": "floor (one upsert per share, row trigger)",
+                 "project": "mining_events", "row": "mining_events, row trigger forced"}
 HASH_LABELS = {True: "with hash", False: "no hash"}
 BARE_TABLE = "collector_bare_events"
+FLOOR_TABLE = "collector_floor_events"
+# The floor's upkeep: one row per participant and day, one upsert per share.
+FLOOR_SQL = [
+    """CREATE TABLE collector_floor_counts (user_id text, day date, shares bigint NOT NULL,
+                                          PRIMARY KEY (user_id, day)) WITH (fillfactor = 80)""",
+    """INSERT INTO collector_floor_counts SELECT 'miner' || u, (now() AT TIME ZONE 'UTC')::date, 1
+       FROM generate_series(1, %(users)s) AS u""",
+    """CREATE FUNCTION collector_count_floor_share() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+           INSERT INTO collector_floor_counts AS c VALUES (NEW.payload->>'user', (NEW.ts AT TIME ZONE 'UTC')::date, 1)
+           ON CONFLICT (user_id, day) DO UPDATE SET shares = c.shares + 1;
+           RETURN NULL;
+       END $$""",
+    f"""CREATE TRIGGER count_floor_share AFTER INSERT ON {FLOOR_TABLE}
+        FOR EACH ROW EXECUTE FUNCTION collector_count_floor_share()""",
+]
 # The collector's statement, but for the table name.
 INSERT = "INSERT INTO {} (ts, event_type, source, payload) VALUES (%s, %s, %s, %s::jsonb)"
 
@@ -105,6 +125,12 @@ def row_trigger_path(conn: psycopg.Connection):
         for definition in saved:
             conn.execute(definition)
         conn.commit()
+
+
+def drop_scratch_tables(conn: psycopg.Connection) -> None:
+    for table in (BARE_TABLE, FLOOR_TABLE, "collector_floor_counts"):
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    conn.execute("DROP FUNCTION IF EXISTS collector_count_floor_share()")
 
 
 def collector_rows(rng: random.Random, users: int, count: int, week_start: dt.datetime,
@@ -159,8 +185,8 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
         data = {with_hash: collector_rows(rng, users, shares, week_start, with_hash) for with_hash in hashes}
         log(f"collector: {shares:,} shares {' and '.join(HASH_LABELS[h] for h in hashes)}, "
             f"{batch} a flush in turn, into {TARGET_LABELS[target]}")
-        table = BARE_TABLE if target == "bare" else "mining_events"
-        before = week_shares(conn, week) if target != "bare" else 0
+        table = {"bare": BARE_TABLE, "floor": FLOOR_TABLE}.get(target, "mining_events")
+        before = week_shares(conn, week) if target in ("project", "row") else 0
         for with_hash in hashes:
             seconds[target, with_hash] = client_cpu[target, with_hash] = 0.0
         for i in range(0, shares, batch):
@@ -168,23 +194,28 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
                 took, cpu = flush(conn, table, data[with_hash][i:i + batch], batch)
                 seconds[target, with_hash] += took
                 client_cpu[target, with_hash] += cpu
-        if target != "bare":
+        if target in ("project", "row"):
             accepted = sum(1 for variant in data.values() for row in variant if json.loads(row[3])["accepted"])
             gained[target] = (week_shares(conn, week) - before, accepted)
 
+    drop_scratch_tables(conn)  # a run cut short
     if "bare" in targets:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BARE_TABLE)))  # a run cut short
         events_copy(conn, BARE_TABLE, week)
-        conn.commit()
+    if "floor" in targets:
+        events_copy(conn, FLOOR_TABLE, week)
+        for statement in FLOOR_SQL:
+            conn.execute(statement, {"users": users})
+        conn.execute("ANALYZE collector_floor_counts")
+    conn.commit()
     try:
-        for target in [t for t in ("bare", "project") if t in targets]:
+        for target in [t for t in ("bare", "floor", "project") if t in targets]:
             measure(target)
         if "row" in targets:
             with row_trigger_path(conn):
                 measure("row")
     finally:
         conn.rollback()
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BARE_TABLE)))
+        drop_scratch_tables(conn)
         conn.commit()
 
     for with_hash in hashes:
@@ -198,8 +229,11 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
             else:
                 reference = (f"bare {shares / bare:,.0f} shares/s: {ratio(took, bare)} the time"
                              if bare else "no bare reference measured")
-                got, accepted = gained[target]
-                reference += "" if got == accepted else f"; aggregates gained {got:,} of {accepted:,} accepted shares"
+                if target in gained:
+                    got, accepted = gained[target]
+                    reference += "" if got == accepted else f"; aggregates gained {got:,} of {accepted:,} accepted shares"
+                if target in ("project", "row") and ("floor", with_hash) in seconds:
+                    reference += f"; floor: {ratio(took, seconds['floor', with_hash])}"
             rows.append((f"collector, {batch}-row executemany, {TARGET_LABELS[target]}, {HASH_LABELS[with_hash]}",
                          f"{shares / took:,.0f} shares/s", reference))
 
@@ -231,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shares", type=int, default=20_000, help="shares per measurement (default 20000)")
     parser.add_argument("--batch", type=int, default=500, help="single-row INSERTs per flush and commit (default 500)")
     parser.add_argument("--targets", default=",".join(TARGETS),
-                        help="comma-separated, of bare, project, row (default all three; row alone: --targets row)")
+                        help="comma-separated, of bare, floor, project, row (default all four; row alone: --targets row)")
     parser.add_argument("--hash", choices=("both", "with", "without"), default="both",
                         help="shares with the hash, without it (as the collector sends today), or both (default)")
     parser.add_argument("--database-url", default=None,
