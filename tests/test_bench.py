@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from psycopg.types.json import Jsonb
 
-from bench.collector import BARE_TABLE, measure_collector, row_trigger_path
+from bench.collector import FLOOR_TABLE, BARE_TABLE, measure_collector, row_trigger_path
 from bench.common import percentile
 from bench.scale import generate_participants
 from bench.shares import POOL_DIFFICULTIES, install_sql_generator, random_share, random_ts
@@ -133,13 +133,16 @@ def test_collector_measurement_aggregates_every_share_on_every_path(fresh_db):
     before = triggers(conn)
     rows = []
     measure_collector(conn, rows, users=40, shares=300, week=week, batch=120)
-    # bare, project and row, with and without the hash, each against the same run's bare copy.
-    assert len(rows) == 6
+    # bare, floor, project and row, with and without the hash, each against the same run's bare copy,
+    # project and row against its floor too.
+    assert len(rows) == 8
     assert all(figure.endswith(" shares/s") for _, figure, _ in rows)
-    assert [ref.startswith("bare ") for _, _, ref in rows] == [False, True, True] * 2
+    assert [ref.startswith("bare ") for _, _, ref in rows] == [False, True, True, True] * 2
+    assert ["; floor: " in ref for _, _, ref in rows] == [False, False, True, True] * 2
     assert not any("aggregates gained" in ref for _, _, ref in rows)   # said only when some went missing
     assert triggers(conn) == before
-    assert conn.execute("SELECT to_regclass(%s)", (BARE_TABLE,)).fetchone()[0] is None
+    assert conn.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass('collector_floor_counts')",
+                        (BARE_TABLE, FLOOR_TABLE)).fetchone() == (None, None, None)
     # Four loads of 300 into mining_events, each row with the collector's source column.
     assert conn.execute("SELECT count(*), count(*) FILTER (WHERE source = 'hosted') FROM mining_events"
                         ).fetchone() == (1200, 1200)
