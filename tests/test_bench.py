@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from psycopg.types.json import Jsonb
 
-from bench.collector import FLOOR_TABLE, BARE_TABLE, measure_collector, row_trigger_path
+from bench.collector import BARE_TABLE, FLOOR_TABLE, measure_collector, row_trigger_path
 from bench.common import percentile
 from bench.scale import generate_participants
 from bench.shares import POOL_DIFFICULTIES, install_sql_generator, random_share, random_ts
