@@ -32,7 +32,7 @@ from web.config import Settings
 from web.db import Database
 from web.errors import EXCEPTION_HANDLERS, RETRY_AFTER_SECONDS, ApiError, error_response
 from web.metrics import Metrics, metrics_endpoint
-from web.openapi import GAME_TYPES, WEEK, build_document, operation, path, query
+from web.openapi import GAME_TYPE, WEEK, build_document, operation, path, query
 from web.ws import Hub, Relay, websocket_endpoint
 
 log = logging.getLogger("web")
@@ -110,7 +110,7 @@ async def weekly_data(request: Request, user: User) -> Response:
 
 
 @operation("The caller's weekly game data with one game's view", ok={200: "GameData"}, tag="games",
-           params=[path("game_type", {"type": "string", "enum": GAME_TYPES}, "the game"), WEEK])
+           params=[path("game_type", GAME_TYPE, "the game"), WEEK])
 async def game_data(request: Request, user: User) -> Response:
     """WeeklyGameData plus `game`, the view of that game (hammer, horse_race, slots, scratch_card)."""
     return _json(await Database.fetch(
@@ -121,7 +121,7 @@ async def game_data(request: Request, user: User) -> Response:
 @operation("The caller's game sessions, most recently played first", ok={200: "GameHistory"}, tag="games",
            params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "page size"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "sessions to skip"),
-                   query("game_type", {"type": "string", "enum": GAME_TYPES}, "only this game")])
+                   query("game_type", GAME_TYPE, "only this game")])
 async def game_history(request: Request, user: User) -> Response:
     """Only ever the caller's own sessions."""
     limit, offset = _int_param(request, "limit", 20), _int_param(request, "offset", 0)

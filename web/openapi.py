@@ -27,7 +27,7 @@ def _object(properties: dict, required: Iterable[str] | None = None, strict: boo
 INSTANT = {"type": "string", "format": "date-time", "example": "2026-02-16T00:00:00Z"}
 COUNT = {"type": "integer", "minimum": 0}
 DIFFICULTY = {"type": "number", "minimum": 0}
-GAME_TYPE = {"type": "string", "enum": GAME_TYPES}
+GAME_TYPE = {"type": "string", "enum": list(GAME_TYPES)}
 NULLABLE_GAME_TYPE = {"type": ["string", "null"], "enum": [*GAME_TYPES, None]}
 
 WEEKLY_GAME_DATA = {
