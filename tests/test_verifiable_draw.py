@@ -147,14 +147,14 @@ def test_pseudonyms_are_salted_per_draw(db):
 
 
 def test_a_draw_made_before_pseudonyms_keeps_its_lines_and_its_digest(pg_cluster):
-    """Migration 0011 leaves an existing draw in format 1: its lines, user ids included, and its
+    """Migration 0014 leaves an existing draw in format 1: its lines, user ids included, and its
     stored digest still agree, so it verifies as it did."""
     results = [(1, "alice", 900.5, hash_for(900.5), "2026-11-17T10:00:00.250000Z"),
                (2, "bob", 12.25, hash_for(12.25), "2026-11-18T00:00:00.000000Z")]
     # The lines as the draw wrote them then: jsonb arrays, floats shortest-exact.
     old_lines = [json.dumps(list(r)) for r in results]
     old_digest = hashlib.sha256("".join(line + "\n" for line in old_lines).encode()).hexdigest()
-    with database_without(pg_cluster, "0011_leaderboards_privacy") as (url, conn):
+    with database_without(pg_cluster, "0014_leaderboards_privacy") as (url, conn):
         draw_id = conn.execute(
             "INSERT INTO lottery_draws (week_start, week_end, status, total_participants, results_digest, drawn_at)"
             " VALUES ('2026-11-16 00:00+00', '2026-11-23 00:00+00', 'completed', 2, %s, '2026-11-23 00:01+00')"

@@ -1,4 +1,4 @@
--- depends: 0010_weekly_game_data_json
+-- depends: 0013_operations
 -- Leaderboards, personal bests and privacy.
 --
 -- Public lists (top 10, leaderboards, a draw's published ranking) no longer show
@@ -26,7 +26,7 @@ ALTER TABLE lottery_draws
     ADD COLUMN ranking_format smallint NOT NULL DEFAULT 1 CHECK (ranking_format IN (1, 2));
 ALTER TABLE lottery_draws ALTER COLUMN ranking_format SET DEFAULT 2;
 COMMENT ON COLUMN lottery_draws.ranking_format IS
-    'Format of the published ranked list and its results_digest: 1, each line names the user id (draws made before migration 0011); 2, each line names a pseudonym, SHA-256(salt || user id), whose salt only that user is shown.';
+    'Format of the published ranked list and its results_digest: 1, each line names the user id (draws made before migration 0014); 2, each line names a pseudonym, SHA-256(salt || user id), whose salt only that user is shown.';
 
 ALTER TABLE lottery_results ADD COLUMN pseudonym_salt uuid;
 COMMENT ON COLUMN lottery_results.pseudonym_salt IS
