@@ -61,6 +61,20 @@ def install_sql_generator(conn: psycopg.Connection) -> None:
     conn.execute(SQL_GENERATOR)
 
 
+def share_events(conn: psycopg.Connection, count: int, users: int, week: dt.date, how: str) -> list:
+    """`count` share events made by the SQL generator (install_sql_generator, in this
+    session): COPY text lines, or (ts, type, payload) texts for INSERTs."""
+    if how == "insert":
+        return conn.execute("SELECT ts::text, event_type, payload::text FROM pg_temp.bench_events(%s, %s, %s)",
+                            (count, users, week)).fetchall()
+    data = bytearray()
+    with conn.cursor().copy("COPY (SELECT * FROM pg_temp.bench_events(%s, %s, %s)) TO STDOUT",
+                            (count, users, week)) as copy:
+        for block in copy:
+            data += block
+    return bytes(data).splitlines(keepends=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Share:
     """One share_submitted event, with every field the platform's collector stores

@@ -58,10 +58,15 @@ def yoyo_url(database_url: str) -> str:
 
 def apply_migrations(database_url: str) -> list[str]:
     backend = get_backend(yoyo_url(database_url))
-    migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        migrations = read_migrations(str(MIGRATIONS_DIR))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        # Closed now, not whenever the backend is collected: an idle session left on
+        # the database keeps it from being a template (CREATE DATABASE ... TEMPLATE).
+        backend.connection.close()
     return [m.id for m in pending]
 
 

@@ -53,7 +53,7 @@ LOAD_WEEK = """
 
 WEEK_CLAUSE = "week_start = lottery_week_start_ts(%(week)s)"
 RESULTS = f"""
-    SELECT r.user_id, r.rank, r.best_difficulty, r.best_share_at, r.ticket_count, r.xp_awarded
+    SELECT r.user_id, r.rank, r.best_difficulty, r.best_share_at, r.best_hash, r.ticket_count, r.xp_awarded
     FROM lottery_results r JOIN lottery_draws d ON d.id = r.draw_id
     WHERE d.{WEEK_CLAUSE} ORDER BY r.rank"""
 LEDGER = f"""
@@ -90,7 +90,10 @@ def draw_outcome(conn: psycopg.Connection, week) -> dict:
     """Everything a draw of `week` leaves behind, draw ids aside."""
     params = {"week": week}
     return {
-        "draws": conn.execute(f"SELECT status, total_participants, total_shares, results_digest, forged_shares"
+        # The digest differs between two draws of the same week (a random salt per result):
+        # whether it verifies, and the results by user id, are what must be the same.
+        "draws": conn.execute(f"SELECT status, total_participants, total_shares,"
+                              f" results_digest = lottery_results_digest(id), forged_shares"
                               f" FROM lottery_draws"
                               f" WHERE {WEEK_CLAUSE}", params).fetchall(),
         "results": conn.execute(RESULTS, params).fetchall(),

@@ -221,6 +221,8 @@ TIMESTAMPTZ = _gen(TIMESTAMPTZ_SPECIALS, st.one_of(
 UUID = _gen([None, "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
             st.uuids().map(str), "6f1c1e2a-3b4c-4d5e-8f60-718293a4b5c6")
 
+BOOLEAN = _gen([None, True, False], st.booleans(), True)
+
 
 # jsonb: JSON text. Fragments are JSON texts too, so that numbers JSON allows but Python
 # would not write (1e400, -0, 1e-400) reach the server verbatim.
@@ -285,9 +287,9 @@ DATE_ARRAY = _gen([None, [], [None], ["2026-11-16"], ["infinity", "-infinity"], 
 GENERATORS: dict[str, Gen] = {
     "text": TEXT, "character varying": TEXT,
     "double precision": FLOAT,
-    "integer": INT, "bigint": INT,
+    "smallint": INT, "integer": INT, "bigint": INT,
     "date": DATE, "timestamp with time zone": TIMESTAMPTZ,
-    "jsonb": JSON, "uuid": UUID,
+    "jsonb": JSON, "uuid": UUID, "boolean": BOOLEAN,
     "double precision[]": FLOAT_ARRAY, "integer[]": INT_ARRAY, "bigint[]": INT_ARRAY, "date[]": DATE_ARRAY,
 }
 # Ordinary values by argument or column name, where the type's typical value would
@@ -295,7 +297,7 @@ GENERATORS: dict[str, Gen] = {
 # (every game's branch of game_view meets every hostile p_data).
 from core.rules import GAME_TYPES
 TYPICAL_BY_NAME = {"p_game_type": GAME_TYPES, "p_event_type": ["share_submitted", "new_block_network", "block_found"],
-                   "game_type": ["slots"], "game_played": ["slots"], "status": ["completed"],
+                   "game_type": ["slots"], "game_played": ["slots"], "status": ["completed"], "ranking_format": [2, 1],
                    "p_hash": [HEX64], "p_text": ["2026-11-16"], "p_limit": [20], "p_offset": [0],
                    "p_payload": [json_object(SHARE)], "p_data": [json_object(GAME_DATA)],
                    "p_best": [1e6], "p_network": [86388558925171.0], "p_participants": [10],

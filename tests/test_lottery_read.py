@@ -1,5 +1,7 @@
 """db/functions/70_lottery_read.sql: draws for the frontend and all-time stats."""
 
+import hashlib
+
 import psycopg
 import pytest
 
@@ -21,10 +23,15 @@ def test_current_draw_with_my_result_and_top10(db):  # spec 5.8.2 #10
     assert got["weekStart"] == "2026-11-16T00:00:00Z" and got["weekEnd"] == "2026-11-22T23:59:59Z"
     assert got["totalParticipants"] == 15 and got["status"] == "completed"
     assert got["nextDrawAt"] == "2026-11-30T00:01:00Z"
-    assert got["myResult"] == {"rank": 13, "userId": "u12", "displayName": "u12", "bestDifficulty": 88,
-                               "xpAwarded": 50, "gamePlayed": None}
+    mine = got["myResult"]
+    salt = mine.pop("pseudonymSalt")
+    assert mine.pop("pseudonym") == hashlib.sha256(bytes.fromhex(salt) + b"u12").hexdigest()
+    assert mine == {"rank": 13, "userId": "u12", "displayName": "u12", "bestDifficulty": 88,
+                    "xpAwarded": 50, "gamePlayed": None}
     assert [r["rank"] for r in got["top10"]] == list(range(1, 11))
-    assert got["top10"][0]["displayName"] == "Satoshi"
+    # Others by display name, else a shortened id that never shows a short id whole; no ids.
+    assert [r["displayName"] for r in got["top10"]] == ["Satoshi"] + ["…"] * 9
+    assert not any({"userId", "pseudonym", "pseudonymSalt"} & set(r) for r in got["top10"])
 
 
 def test_my_result_is_null_for_a_non_participant(db):
@@ -76,8 +83,11 @@ def test_streak_is_zero_when_the_latest_week_was_missed(db):
 
 def test_draw_and_result_json_from_rows(db):
     draw_week(db, "2026-11-16", ("a", 2.0, "2026-11-17 00:00"), ("b", 1.0, "2026-11-17 00:00"))
-    result = db.execute("SELECT lottery_result_json(r) FROM lottery_results r WHERE user_id = 'b'").fetchone()[0]
-    assert result == {"rank": 2, "userId": "b", "displayName": "b", "bestDifficulty": 1, "xpAwarded": 100,
-                      "gamePlayed": None}
+    result = db.execute("SELECT lottery_result_json(r, 'b') FROM lottery_results r WHERE user_id = 'b'").fetchone()[0]
+    assert {k: result[k] for k in ("rank", "userId", "displayName", "bestDifficulty", "xpAwarded", "gamePlayed")} \
+        == {"rank": 2, "userId": "b", "displayName": "b", "bestDifficulty": 1, "xpAwarded": 100, "gamePlayed": None}
+    seen_by_a = db.execute("SELECT lottery_result_json(r, 'a') FROM lottery_results r WHERE user_id = 'b'").fetchone()[0]
+    assert seen_by_a == {"rank": 2, "displayName": "…", "bestDifficulty": 1, "xpAwarded": 100, "gamePlayed": None}
     draw = db.execute("SELECT lottery_draw_json(d, 'b', %s) FROM lottery_draws d", (NOW,)).fetchone()[0]
     assert draw["myResult"] == result and len(draw["top10"]) == 2 and draw["nextDrawAt"] == "2026-11-30T00:01:00Z"
+    assert draw["rankingFormat"] == 2 and draw["top10"][1] == result

@@ -53,8 +53,15 @@ def aggregates(conn):
 
 
 def draw_digest(conn):
-    return conn.execute("SELECT results_digest, total_participants, total_shares FROM run_lottery_draw(%s, %s)",
-                        (WEEK, AFTER)).fetchone()
+    """The draw's counts, whether its stored digest verifies, and its ranked results by user id
+    (the digest itself differs between two draws of the same data: each result has a random salt)."""
+    draw_id, *counts = conn.execute("SELECT id, total_participants, total_shares FROM run_lottery_draw(%s, %s)",
+                                    (WEEK, AFTER)).fetchone()
+    verifies = conn.execute("SELECT results_digest = lottery_results_digest(id) FROM lottery_draws WHERE id = %s",
+                            (draw_id,)).fetchone()[0]
+    results = conn.execute("SELECT rank, user_id, best_difficulty, best_hash, best_share_at FROM lottery_results"
+                           " WHERE draw_id = %s ORDER BY rank", (draw_id,)).fetchall()
+    return verifies, *counts, results
 
 
 def load_single_row_inserts(conn, events, per_commit=500):
@@ -92,8 +99,8 @@ def test_every_write_pattern_folds_into_what_one_copy_does(pg_cluster, lottery_p
             results[pattern] = (aggregates(conn), draw_digest(conn))
             conn.commit()
     assert results[how] == results["COPY"]
-    folded, (digest, participants, shares) = results["COPY"]
-    assert participants == 37 and digest is not None
+    folded, (verifies, participants, shares, ranked) = results["COPY"]
+    assert participants == 37 == len(ranked) and verifies
     assert sum(n for _, accepted, _, _ in folded["weeks"] for n in [accepted]) == sum(
         1 for _, kind, p in events if kind == "share_submitted" and p["accepted"])
     assert folded["buckets"][0] == folded["buckets"][1]

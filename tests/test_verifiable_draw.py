@@ -7,7 +7,8 @@ import json
 import psycopg
 import pytest
 
-from tests.helpers import TRUEDIFFONE, add_shares, hash_for, insert_events, share
+from db import apply as db_apply
+from tests.helpers import TRUEDIFFONE, add_shares, database_without, hash_for, insert_events, share
 
 WEEK = "2026-11-16"
 AFTER = "2026-11-23 00:01+00"
@@ -30,7 +31,8 @@ def test_digest_recomputes_from_the_public_ranking_pages(db):
     assert hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest() == stored[0]
     entries = [json.loads(line) for line in lines]
     assert [e[0] for e in entries] == list(range(1, 252))
-    assert sorted(entries, key=lambda e: (-e[2], e[4], e[1])) == entries  # the published order is the rule's
+    # The published order is the rule's (a full tie, broken by user id, does not occur here).
+    assert sorted(entries, key=lambda e: (-e[2], e[4])) == entries
     for rank, user, best, best_hash, _ in entries:
         assert best <= TRUEDIFFONE / int(best_hash, 16) * 1.001, (rank, user)
 
@@ -82,8 +84,9 @@ def test_result_line_is_canonical_json_whatever_the_session_float_setting(db):
     add_shares(db, ("a", 198028295136909.6, "2026-11-17 00:00:00.123456"))
     db.execute("SELECT run_lottery_draw(%s, %s)", (WEEK, AFTER))
     db.execute("SET LOCAL extra_float_digits = -3")
-    line = db.execute("SELECT lottery_result_line(r) FROM lottery_results r").fetchone()[0]
-    assert json.loads(line) == [1, "a", 198028295136909.6, hash_for(198028295136909.6), "2026-11-17T00:00:00.123456Z"]
+    line, salt = db.execute("SELECT lottery_result_line(r), uuid_send(pseudonym_salt) FROM lottery_results r").fetchone()
+    assert json.loads(line) == [1, hashlib.sha256(salt + b"a").hexdigest(), 198028295136909.6,
+                                hash_for(198028295136909.6), "2026-11-17T00:00:00.123456Z"]
 
 
 def test_result_line_text_follows_the_session_setting_that_the_digest_pins(db):
@@ -95,3 +98,75 @@ def test_result_line_text_follows_the_session_setting_that_the_digest_pins(db):
     assert db.execute(call, args).fetchone()[0] == '[1, "a", 198028295136909.6, "", "2026-11-17T00:00:00.123456Z"]'
     db.execute("SET LOCAL extra_float_digits = -3")
     assert db.execute(call, args).fetchone()[0] == '[1, "a", 198028295137000, "", "2026-11-17T00:00:00.123456Z"]'
+
+
+# --- format 2: pseudonyms instead of user ids -------------------------------------------
+
+ADDRESSES = [f"bc1q{i:02d}xy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh" for i in range(30)]
+
+
+def public_lines(db, week=WEEK):
+    """Every line of the published ranking, read as the web role reads it."""
+    lines, offset = [], 0
+    while page := db.execute("SELECT get_draw_ranking(%s, 7, %s)", (week, offset)).fetchone()[0]["lines"]:
+        lines += page
+        offset += len(page)
+    return lines
+
+
+def test_a_new_draw_publishes_no_user_id_and_each_user_can_check_their_own_line(db):
+    add_shares(db, *[(user, float(100 + i % 7), f"2026-11-{16 + i % 5} 10:00") for i, user in enumerate(ADDRESSES)])
+    stored = db.execute("SELECT results_digest, ranking_format FROM run_lottery_draw(%s, %s)", (WEEK, AFTER)).fetchone()
+    assert stored[1] == 2
+    db.execute("SET LOCAL ROLE lottery_web")
+    page = db.execute("SELECT get_draw_ranking(%s)", (WEEK,)).fetchone()[0]
+    assert page["rankingFormat"] == 2 and "pseudonym" in page["line"]
+    lines = public_lines(db)
+    text = "\n".join(lines)
+    assert not any(address in text or address[:12] in text for address in ADDRESSES)
+    assert hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest() == stored[0]
+    names = set()
+    for user in ADDRESSES:
+        mine = db.execute("SELECT get_lottery_by_week(%s, %s)", (user, WEEK)).fetchone()[0]["myResult"]
+        rank, name, best, _, _ = json.loads(lines[mine["rank"] - 1])
+        assert name == hashlib.sha256(bytes.fromhex(mine["pseudonymSalt"]) + user.encode()).hexdigest()
+        assert (rank, best) == (mine["rank"], mine["bestDifficulty"])
+        names.add(name)
+    assert len(names) == len(ADDRESSES)  # one salt per result: no two lines share a name
+
+
+def test_pseudonyms_are_salted_per_draw(db):
+    for week in ("2026-11-09", WEEK):
+        add_shares(db, ("alice", 5.0, f"{week} 10:00"))
+        db.execute("SELECT run_lottery_draw(%s, %s)", (week, AFTER))
+    names = [json.loads(db.execute("SELECT get_draw_ranking(%s)", (week,)).fetchone()[0]["lines"][0])[1]
+             for week in ("2026-11-09", WEEK)]
+    assert names[0] != names[1]  # the same miner cannot be followed from week to week
+    assert db.execute("SELECT lottery_pseudonym(NULL, 'alice'), lottery_line_name('alice', NULL)").fetchone() \
+        == (None, "alice")
+
+
+def test_a_draw_made_before_pseudonyms_keeps_its_lines_and_its_digest(pg_cluster):
+    """Migration 0014 leaves an existing draw in format 1: its lines, user ids included, and its
+    stored digest still agree, so it verifies as it did."""
+    results = [(1, "alice", 900.5, hash_for(900.5), "2026-11-17T10:00:00.250000Z"),
+               (2, "bob", 12.25, hash_for(12.25), "2026-11-18T00:00:00.000000Z")]
+    # The lines as the draw wrote them then: jsonb arrays, floats shortest-exact.
+    old_lines = [json.dumps(list(r)) for r in results]
+    old_digest = hashlib.sha256("".join(line + "\n" for line in old_lines).encode()).hexdigest()
+    with database_without(pg_cluster, "0014_leaderboards_privacy") as (url, conn):
+        draw_id = conn.execute(
+            "INSERT INTO lottery_draws (week_start, week_end, status, total_participants, results_digest, drawn_at)"
+            " VALUES ('2026-11-16 00:00+00', '2026-11-23 00:00+00', 'completed', 2, %s, '2026-11-23 00:01+00')"
+            " RETURNING id", (old_digest,)).fetchone()[0]
+        for rank, user, best, best_hash, at in results:
+            conn.execute("INSERT INTO lottery_results (draw_id, user_id, rank, best_difficulty, best_share_at, best_hash)"
+                         " VALUES (%s, %s, %s, %s, %s, %s)", (draw_id, user, rank, best, at, best_hash))
+        conn.commit()
+        db_apply.apply(url, schedule=False, log=lambda *_: None)
+        page = conn.execute("SELECT get_draw_ranking(%s)", (WEEK,)).fetchone()[0]
+        assert page["rankingFormat"] == 1 and page["lines"] == old_lines and page["resultsDigest"] == old_digest
+        assert conn.execute("SELECT lottery_results_digest(%s)", (draw_id,)).fetchone()[0] == old_digest
+        mine = conn.execute("SELECT get_lottery_by_week('bob', %s)", (WEEK,)).fetchone()[0]["myResult"]
+        assert mine["userId"] == "bob" and "pseudonym" not in mine
+        conn.rollback()

@@ -55,13 +55,13 @@ def _write(request: Request):
 _INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+def _int_param(request: Request, name: str, default: int, hint: str = "limit is 1..100, offset >= 0.") -> int:
     """An integer query parameter; its range is checked by SQL (LTP01)."""
     value = request.query_params.get(name)
     if value is None:
         return default
     if not _INTEGER.fullmatch(value.strip()):
-        raise ApiError(400, "invalid_pagination", f"{name} must be an integer", hint="limit is 1..100, offset >= 0.")
+        raise ApiError(400, "invalid_pagination", f"{name} must be an integer", hint=hint)
     return int(value)
 
 
@@ -179,6 +179,69 @@ async def lottery_stats(request: Request, user: User) -> Response:
     return _json(await Database.fetch(_read(request), "SELECT get_lottery_stats(%s)::text", (user.id,)))
 
 
+@operation("One page of a week's leaderboard", ok={200: "Leaderboard"}, tag="lottery",
+           params=[WEEK,
+                   query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}, "rows per page"),
+                   query("offset", {"type": "integer", "minimum": 0, "default": 0}, "ranks to skip")])
+async def leaderboard(request: Request, user: User) -> Response:
+    """Ranks offset + 1 .. offset + limit: live, in the draw's exact order, until the week is drawn
+    (`final` false), the draw's ranks after. Other miners show by display name, a shortened id,
+    or "Anonymous miner"; only the caller's own row (`isMe`) carries a `userId`."""
+    limit, offset = _int_param(request, "limit", 25), _int_param(request, "offset", 0)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_leaderboard(%s, parse_week(%s), %s::integer, %s::bigint)::text",
+        (user.id, request.query_params.get("week"), limit, offset)))
+
+
+@operation("The caller's row of a week's leaderboard and the rows around it", ok={200: "LeaderboardAround"},
+           tag="lottery",
+           params=[WEEK,
+                   query("around", {"type": "integer", "minimum": 0, "maximum": 50, "default": 5},
+                         "rows above and below the caller's")])
+async def leaderboard_me(request: Request, user: User) -> Response:
+    """`around` rows above and below the caller's, clipped at both ends; live until drawn, final after.
+    A caller without shares that week has no row (`myRank` 0) and gets the top 2 * around + 1 rows."""
+    around = _int_param(request, "around", 5, hint="around is 0..50.")
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_leaderboard_around(%s, parse_week(%s), %s::integer)::text",
+        (user.id, request.query_params.get("week"), around)))
+
+
+@operation("The caller's lottery weeks, newest first", ok={200: "LotteryHistory"}, tag="lottery",
+           params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "weeks per page"),
+                   query("offset", {"type": "integer", "minimum": 0, "default": 0}, "weeks to skip")])
+async def lottery_history(request: Request, user: User) -> Response:
+    """Every drawn week the caller took part in, and first, until drawn, the open week and the week
+    just closed when the caller has shares in them (`final` false: live rank, no XP yet)."""
+    limit, offset = _int_param(request, "limit", 20), _int_param(request, "offset", 0)
+    return _json(await Database.fetch(
+        _read(request), "SELECT get_lottery_history(%s, %s::integer, %s::integer)::text", (user.id, limit, offset)))
+
+
+@operation("The caller's personal bests", ok={200: "PersonalBests"}, tag="lottery")
+async def personal_bests(request: Request, user: User) -> Response:
+    """The best share of the open week, of last week and of all time, and the best final rank ever."""
+    return _json(await Database.fetch(_read(request), "SELECT get_personal_bests(%s)::text", (user.id,)))
+
+
+@operation("How other miners see the caller on public lists", ok={200: "Privacy"}, tag="lottery")
+async def privacy(request: Request, user: User) -> Response:
+    """`public` true (the default): others see the caller's display name, else a shortened id;
+    false: "Anonymous miner". `shownAs` is what they see."""
+    return _json(await Database.fetch(_read(request), "SELECT get_lottery_privacy(%s)::text", (user.id,)))
+
+
+@operation("Choose how other miners see the caller on public lists", ok={200: "Privacy"}, body="PrivacyRequest",
+           tag="lottery")
+async def set_privacy(request: Request, user: User) -> Response:
+    """`{"public": false}` shows the caller as "Anonymous miner" to everyone else on every public list
+    (top 10, leaderboards) from now on; `{"public": true}` by name again. The caller always sees their own id."""
+    public = (await _json_object(request)).get("public")
+    return _json(await Database.fetch(
+        _write(request), "SELECT set_lottery_privacy(%s, %s)::text",
+        (user.id, public if isinstance(public, bool) else None)))  # anything else: SQL's LTV01
+
+
 @operation("Run the draw of a closed week now (admin)", ok={200: "LotteryDraw"}, errors=[409],
            access=Access.ADMIN, tag="admin",
            params=[query("week", {"type": "string", "example": "2026-11-16"},
@@ -227,6 +290,12 @@ ROUTES = [
     Route("/api/lottery/week/{week_start}", lottery_week, methods=["GET"]),
     Route("/api/lottery/week/{week_start}/ranking", lottery_ranking, methods=["GET"]),
     Route("/api/lottery/stats", lottery_stats, methods=["GET"]),
+    Route("/api/lottery/leaderboard", leaderboard, methods=["GET"]),
+    Route("/api/lottery/leaderboard/me", leaderboard_me, methods=["GET"]),
+    Route("/api/lottery/history", lottery_history, methods=["GET"]),
+    Route("/api/lottery/personal-bests", personal_bests, methods=["GET"]),
+    Route("/api/lottery/privacy", privacy, methods=["GET"]),
+    Route("/api/lottery/privacy", set_privacy, methods=["POST"]),
     Route("/api/admin/lottery/draw", admin_draw, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/livez", livez, methods=["GET"]),

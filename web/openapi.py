@@ -63,14 +63,46 @@ GAME_VIEWS = {
         "xp": COUNT}),
 }
 
+RANK = {"type": "integer", "minimum": 1}
+PERCENTILE = {"type": "number", "minimum": 0, "maximum": 100}
+HASH = {"type": "string", "pattern": "^([0-9a-f]{64})?$", "description": "empty without a usable hash"}
+TIER = {"type": "string", "enum": ["Top 10", "Top 50", "Top 100", "Participated", "Did not mine"]}
+PUBLIC_NAME = {"type": "string", "description": "the caller's own display name, else their id; another miner's "
+                                                "display name, else a shortened id (bc1qxy…0wlh), or \"Anonymous miner\""}
+
 LOTTERY_RESULT = _object({
-    "rank": {"type": "integer", "minimum": 1},
-    "userId": {"type": "string"},
-    "displayName": {"type": "string"},
+    "rank": RANK,
+    "displayName": PUBLIC_NAME,
     "bestDifficulty": DIFFICULTY,
     "xpAwarded": COUNT,
     "gamePlayed": NULLABLE_GAME_TYPE,
-})
+    "userId": {"type": "string", "description": "only on the caller's own result"},
+    "pseudonym": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                  "description": "the caller's own result of a format-2 draw: the name of its published line"},
+    "pseudonymSalt": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                      "description": "pseudonym = hex sha256(bytes of pseudonymSalt || UTF-8 userId)"},
+}, required=["rank", "displayName", "bestDifficulty", "xpAwarded", "gamePlayed"])
+
+LEADERBOARD_ROW = _object({
+    "rank": RANK,
+    "displayName": PUBLIC_NAME,
+    "bestDifficulty": DIFFICULTY,
+    "bestShareAt": {**INSTANT, "description": "when the miner first reached bestDifficulty that week"},
+    "isMe": {"type": "boolean"},
+    "userId": {"type": "string", "description": "only on the caller's own row"},
+}, required=["rank", "displayName", "bestDifficulty", "bestShareAt", "isMe"])
+
+LEADERBOARD_HEAD = {
+    "weekStart": INSTANT,
+    "weekEnd": INSTANT,
+    "final": {"type": "boolean", "description": "true: the draw's ranks; false: live, in the draw's order"},
+    "participants": COUNT,
+    "nextDrawAt": INSTANT,
+    "offset": {**COUNT, "description": "the ranks above the first row"},
+}
+
+PERSONAL_BEST = _object({"weekStart": INSTANT, "bestDifficulty": DIFFICULTY, "bestHash": HASH,
+                         "bestShareAt": INSTANT})
 
 SCHEMAS: dict[str, dict] = {
     "WeeklyGameData": _object(WEEKLY_GAME_DATA),
@@ -105,6 +137,8 @@ SCHEMAS: dict[str, dict] = {
         "resultsDigest": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
                           "description": "SHA-256 of the canonical ranked list (see /ranking)"},
         "forgedShares": {**COUNT, "description": "shares excluded: sdiff above what their hash proves"},
+        "rankingFormat": {"type": "integer", "enum": [1, 2],
+                          "description": "1: ranking lines name user ids (older draws); 2: pseudonyms"},
         "myResult": {"oneOf": [_ref("LotteryResult"), {"type": "null"}],
                      "description": "the caller's result; null when they did not take part"},
         "top10": {"type": "array", "items": _ref("LotteryResult"), "maxItems": 10},
@@ -116,10 +150,49 @@ SCHEMAS: dict[str, dict] = {
         "digest": {"type": "string", "description": "how resultsDigest is computed from the lines"},
         "totalParticipants": COUNT,
         "forgedShares": COUNT,
+        "rankingFormat": {"type": "integer", "enum": [1, 2]},
+        "line": {"type": "string", "description": "what each line holds in this draw's format"},
         "offset": COUNT,
         "lines": {"type": "array", "maxItems": 1000, "items": {
-            "type": "string", "description": "JSON array [rank, userId, bestDifficulty, bestHash, bestShareAt]"}},
+            "type": "string", "description": "JSON array [rank, userId (format 1) or pseudonym (format 2), "
+                                             "bestDifficulty, bestHash, bestShareAt]"}},
     }),
+    "LeaderboardRow": LEADERBOARD_ROW,
+    "Leaderboard": _object({**LEADERBOARD_HEAD,
+                            "rows": {"type": "array", "items": _ref("LeaderboardRow"), "maxItems": 100}}),
+    "LeaderboardAround": _object({**LEADERBOARD_HEAD,
+                                  "myRank": {**COUNT, "description": "the caller's rank that week; 0 without shares"},
+                                  "around": {"type": "integer", "minimum": 0, "maximum": 50},
+                                  "rows": {"type": "array", "items": _ref("LeaderboardRow"), "maxItems": 101}}),
+    "LotteryHistory": _object({"weeks": {"type": "array", "maxItems": 100, "items": _object({
+        "weekStart": INSTANT,
+        "weekEnd": INSTANT,
+        "final": {"type": "boolean", "description": "false: a week not drawn yet, its live rank and no XP yet"},
+        "rank": RANK,
+        "participants": COUNT,
+        "percentile": PERCENTILE,
+        "bestDifficulty": DIFFICULTY,
+        "bestHash": HASH,
+        "totalShares": COUNT,
+        "xpAwarded": COUNT,
+        "tier": TIER,
+        "gamePlayed": NULLABLE_GAME_TYPE,
+    })}}),
+    "PersonalBest": PERSONAL_BEST,
+    "PersonalBests": _object({
+        "thisWeek": {"oneOf": [_ref("PersonalBest"), {"type": "null"}], "description": "the open week's best share"},
+        "lastWeek": {"oneOf": [_ref("PersonalBest"), {"type": "null"}]},
+        "allTime": {"oneOf": [_ref("PersonalBest"), {"type": "null"}]},
+        "bestRank": {"oneOf": [_object({"rank": RANK, "weekStart": INSTANT, "participants": COUNT,
+                                        "percentile": PERCENTILE}), {"type": "null"}],
+                     "description": "the best final rank ever, in the earliest week it was reached"},
+    }),
+    "Privacy": _object({
+        "public": {"type": "boolean"},
+        "shownAs": {"type": "string", "description": "what other miners see on public lists"},
+        "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+    }),
+    "PrivacyRequest": _object({"public": {"type": "boolean"}}, strict=False),
     "LotteryStats": _object({
         "totalWeeksParticipated": COUNT,
         "bestRank": COUNT,

@@ -20,7 +20,8 @@ COMMENT ON FUNCTION check_user_id(text) IS
     'Returns p_user_id when it is a valid user id (1-128 characters); raises LTU01 otherwise.';
 GRANT EXECUTE ON FUNCTION check_user_id(text) TO lottery_web;
 
-CREATE OR REPLACE FUNCTION ranked_week(p_week date, p_rank_bucket integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION ranked_week(p_week date, p_rank_bucket integer DEFAULT NULL,
+                                       p_and_below boolean DEFAULT false)
 RETURNS TABLE (rank bigint, user_id text, best_difficulty double precision, best_at timestamptz,
                best_hash text, share_count bigint)
 LANGUAGE sql STABLE
@@ -28,22 +29,83 @@ AS $$
     -- THE lottery order (CONTRACT 3): best difficulty DESC, then the time the user
     -- first reached it ASC, then user id ASC. rank_bucket grows with
     -- best_difficulty, so leading with it changes nothing in the order and lets
-    -- the rank index deliver the rows already sorted. With p_rank_bucket, the
-    -- participants of that one bucket in the same order, ranked within it.
+    -- the rank index deliver the rows already sorted. A caller's condition
+    -- rank <= n stops the scan after n rows (a run condition of the window).
+    -- With p_rank_bucket, only the participants of that bucket, or with
+    -- p_and_below of that bucket and every one below it, ranked from 1 at the
+    -- top of that bucket. The bucket bounds are plain ranges on the index,
+    -- never an OR: an OR would be a filter over the whole week.
     SELECT row_number() OVER (ORDER BY b.rank_bucket DESC, b.best_difficulty DESC, b.best_at, b.user_id),
            b.user_id, b.best_difficulty, b.best_at, b.best_hash, b.share_count
     FROM share_weekly_best b
     WHERE b.week_start = lottery_week(p_week)
-      -- A range, not "IS NULL OR =": the rank index serves both the week and one bucket.
-      AND b.rank_bucket BETWEEN coalesce(p_rank_bucket, -2147483648) AND coalesce(p_rank_bucket, 2147483647)
+      AND b.rank_bucket <= coalesce(p_rank_bucket, 2147483647)
+      AND b.rank_bucket >= CASE WHEN p_and_below OR p_rank_bucket IS NULL THEN -2147483648 ELSE p_rank_bucket END
     ORDER BY 1
 $$;
-COMMENT ON FUNCTION ranked_week(date, integer) IS
-    'Every participant of the week of p_week in the lottery order (best difficulty DESC, first reached ASC, user id ASC) with their rank 1..N, best share and share count: the one definition of the ranking, read by the draw, the live rank (within one rank bucket, p_rank_bucket), leaderboards, the CLI and the benchmarks.';
-REVOKE EXECUTE ON FUNCTION ranked_week(date, integer) FROM PUBLIC;
+COMMENT ON FUNCTION ranked_week(date, integer, boolean) IS
+    'Every participant of the week of p_week in the lottery order (best difficulty DESC, first reached ASC, user id ASC) with their rank 1..N, best share and share count: the one definition of the ranking, read by the draw, the live rank (within one rank bucket, p_rank_bucket), leaderboard pages (from a rank bucket down, p_and_below; see rank_page), the CLI and the benchmarks.';
+REVOKE EXECUTE ON FUNCTION ranked_week(date, integer, boolean) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION live_rank(p_user_id text, p_week date)
-RETURNS TABLE (rank bigint, participants bigint)
+CREATE OR REPLACE FUNCTION rank_page(p_week date, p_offset bigint, p_limit bigint,
+                                     p_start_bucket integer DEFAULT NULL, p_start_above bigint DEFAULT NULL)
+RETURNS TABLE (rank bigint, user_id text, best_difficulty double precision, best_at timestamptz)
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_bucket integer := p_start_bucket;
+    v_above  bigint := p_start_above;
+BEGIN
+    -- A start the caller knows (a bucket and the participants above it, from
+    -- live_position) saves finding one, when it lies at or above rank p_offset + 1.
+    IF v_bucket IS NOT NULL AND v_above IS NOT NULL AND v_above <= p_offset THEN
+        RETURN QUERY
+        SELECT v_above + w.rank, w.user_id, w.best_difficulty, w.best_at
+        FROM ranked_week(p_week, v_bucket, true) AS w
+        WHERE w.rank > p_offset - v_above AND w.rank <= p_offset - v_above + p_limit;
+        RETURN;
+    END IF;
+    -- Select by rank: the group of buckets holding rank p_offset + 1, from the
+    -- participants of the groups above it (a few hundred rows at a million
+    -- participants); inside it the bucket, from the buckets above it (at most
+    -- 127). Each LIMIT 1 says there is one: it keeps the plan's estimates small.
+    SELECT b.rank_bucket, b.above INTO v_bucket, v_above
+    FROM (SELECT g.bucket_group, g.above
+          FROM (SELECT x.bucket_group, x.participants,
+                       coalesce(sum(x.participants) OVER (ORDER BY x.bucket_group DESC
+                                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint
+                           AS above
+                FROM share_rank_bucket_groups x WHERE x.week_start = p_week) AS g
+          WHERE g.above <= p_offset AND p_offset < g.above + g.participants
+          LIMIT 1) AS grp
+    CROSS JOIN LATERAL (
+        SELECT x.rank_bucket, x.participants,
+               grp.above + coalesce(sum(x.participants) OVER (ORDER BY x.rank_bucket DESC
+                                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint
+                   AS above
+        FROM share_rank_buckets x
+        WHERE x.week_start = p_week
+          AND x.rank_bucket BETWEEN grp.bucket_group * 128 AND grp.bucket_group * 128 + 127) AS b
+    WHERE b.above <= p_offset AND p_offset < b.above + b.participants
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;  -- past the last participant
+    END IF;
+    -- Then the rank index from the top of that bucket down: the upper bound on
+    -- the rank, a parameter here, stops ranked_week's scan after the page (what
+    -- lies above rank p_offset + 1 in that bucket is a few hundred entries at most).
+    RETURN QUERY
+    SELECT v_above + w.rank, w.user_id, w.best_difficulty, w.best_at
+    FROM ranked_week(p_week, v_bucket, true) AS w
+    WHERE w.rank > p_offset - v_above AND w.rank <= p_offset - v_above + p_limit;
+END
+$$;
+COMMENT ON FUNCTION rank_page(date, bigint, bigint, integer, bigint) IS
+    'Ranks p_offset + 1 .. p_offset + p_limit of the week p_week (a Monday) in the draw''s exact order, live from the aggregates: the rank counters find where rank p_offset + 1 lies (or the caller gives a start: a rank bucket and how many rank above it), the rank index (ranked_week) is read from there. Empty past the last participant. Exact as of the last commit.';
+REVOKE EXECUTE ON FUNCTION rank_page(date, bigint, bigint, integer, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION live_position(p_user_id text, p_week date)
+RETURNS TABLE (rank bigint, participants bigint, rank_bucket integer, above bigint)
 LANGUAGE sql STABLE
 AS $$
     -- Participants ahead are summed, not counted row by row: whole groups of
@@ -51,13 +113,9 @@ AS $$
     -- participants), whole buckets above the user's inside its group (at most
     -- 127), then the user's place inside its own bucket in the draw's order.
     SELECT CASE WHEN me.user_id IS NULL THEN 0::bigint ELSE
-               1 + g.above
-               + (SELECT coalesce(sum(b.participants), 0)::bigint FROM share_rank_buckets b
-                  WHERE b.week_start = p_week AND b.rank_bucket > me.rank_bucket
-                    AND b.rank_bucket < (rank_bucket_group(me.rank_bucket) + 1) * 128)
-               + (SELECT r.rank - 1 FROM ranked_week(p_week, me.rank_bucket) r WHERE r.user_id = me.user_id)
+               a.above + (SELECT r.rank FROM ranked_week(p_week, me.rank_bucket) r WHERE r.user_id = me.user_id)
            END,
-           g.total
+           g.total, me.rank_bucket, a.above
     FROM (SELECT) AS one
     LEFT JOIN share_weekly_best me ON me.week_start = p_week AND me.user_id = p_user_id
     CROSS JOIN LATERAL (
@@ -65,27 +123,40 @@ AS $$
                coalesce(sum(x.participants) FILTER (WHERE x.bucket_group > rank_bucket_group(me.rank_bucket)), 0)::bigint
                    AS above
         FROM share_rank_bucket_groups x WHERE x.week_start = p_week) AS g
+    CROSS JOIN LATERAL (
+        SELECT g.above + coalesce(sum(b.participants), 0)::bigint AS above FROM share_rank_buckets b
+        WHERE b.week_start = p_week AND b.rank_bucket > me.rank_bucket
+          AND b.rank_bucket < (rank_bucket_group(me.rank_bucket) + 1) * 128) AS a
 $$;
+COMMENT ON FUNCTION live_position(text, date) IS
+    'Where a user stands in the week p_week (a Monday), live, in the draw''s exact order: rank (0 without shares), participants so far, the user''s rank bucket and how many participants rank above that bucket (a start for rank_page). Exact as of the last commit.';
+REVOKE EXECUTE ON FUNCTION live_position(text, date) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION live_rank(p_user_id text, p_week date)
+RETURNS TABLE (rank bigint, participants bigint)
+LANGUAGE sql STABLE
+AS $$ SELECT p.rank, p.participants FROM live_position(p_user_id, p_week) AS p $$;
 COMMENT ON FUNCTION live_rank(text, date) IS
-    'Provisional rank of a user in the week p_week (a Monday) in the draw''s exact order, and the number of participants so far; rank 0 without shares. Exact as of the last commit.';
+    'Provisional rank of a user in the week p_week (a Monday) in the draw''s exact order, and the number of participants so far (live_position); rank 0 without shares. Exact as of the last commit.';
 REVOKE EXECUTE ON FUNCTION live_rank(text, date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION week_rank(p_user_id text, p_week date)
-RETURNS TABLE (rank bigint, participants bigint, drawn boolean)
+RETURNS TABLE (rank bigint, participants bigint, drawn boolean, rank_bucket integer, above bigint)
 LANGUAGE sql STABLE
 AS $$
-    -- The final rank once the week is drawn, else the live one in the same order.
-    SELECT coalesce(r.rank::bigint, 0), d.total_participants::bigint, true
+    -- The final rank once the week is drawn, else the live one in the same order
+    -- (with the live position's bucket and the participants above it).
+    SELECT coalesce(r.rank::bigint, 0), d.total_participants::bigint, true, NULL::integer, NULL::bigint
     FROM lottery_draws d
     LEFT JOIN lottery_results r ON r.draw_id = d.id AND r.user_id = p_user_id
     WHERE d.week_start = lottery_week_start_ts(p_week) AND d.status = 'completed'
     UNION ALL
-    SELECT l.rank, l.participants, false FROM live_rank(p_user_id, p_week) l
+    SELECT l.rank, l.participants, false, l.rank_bucket, l.above FROM live_position(p_user_id, p_week) l
     WHERE NOT EXISTS (SELECT FROM lottery_draws d
                       WHERE d.week_start = lottery_week_start_ts(p_week) AND d.status = 'completed')
 $$;
 COMMENT ON FUNCTION week_rank(text, date) IS
-    'A user''s rank and the participant count in the week p_week (a Monday): final (drawn = true) once the week is drawn, else live_rank.';
+    'A user''s rank and the participant count in the week p_week (a Monday): final (drawn = true) once the week is drawn, else live (live_position, whose rank bucket and participants above it come along).';
 REVOKE EXECUTE ON FUNCTION week_rank(text, date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,

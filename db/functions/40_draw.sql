@@ -2,6 +2,22 @@
 -- ledger, the top-10 notifications, the weekly_rankings refresh and the
 -- lottery_drawn NOTIFY: it lands whole or not at all.
 
+CREATE OR REPLACE FUNCTION lottery_pseudonym(p_salt uuid, p_user_id text)
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE  -- as convert_to is
+AS $$ SELECT encode(sha256(uuid_send(p_salt) || convert_to(p_user_id, 'UTF8')), 'hex') $$;
+COMMENT ON FUNCTION lottery_pseudonym(uuid, text) IS
+    'The pseudonym of a user on one result of a format-2 draw: hex SHA-256 of the salt''s 16 bytes followed by the user id in UTF-8. Anyone given the salt and the id can recompute it; without the salt it reveals nothing.';
+GRANT EXECUTE ON FUNCTION lottery_pseudonym(uuid, text) TO lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION lottery_line_name(p_user_id text, p_salt uuid)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE  -- as lottery_pseudonym is
+AS $$ SELECT CASE WHEN p_salt IS NULL THEN p_user_id ELSE lottery_pseudonym(p_salt, p_user_id) END $$;
+COMMENT ON FUNCTION lottery_line_name(text, uuid) IS
+    'Who a published result line names: the user id on a format-1 draw (no salt), the pseudonym (lottery_pseudonym) on a format-2 draw.';
+GRANT EXECUTE ON FUNCTION lottery_line_name(text, uuid) TO lottery_web, lottery_bi;
+
 CREATE OR REPLACE FUNCTION lottery_result_line_text(p_rank integer, p_user_id text, p_best double precision,
                                                     p_hash text, p_at timestamptz)
 RETURNS text
@@ -17,11 +33,11 @@ RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE  -- as lottery_result_line_text is
 SET extra_float_digits = 1  -- shortest exact float text, whatever the session says
 AS $$
-    SELECT lottery_result_line_text(p_result.rank, p_result.user_id, p_result.best_difficulty,
-                                    p_result.best_hash, p_result.best_share_at)
+    SELECT lottery_result_line_text(p_result.rank, lottery_line_name(p_result.user_id, p_result.pseudonym_salt),
+                                    p_result.best_difficulty, p_result.best_hash, p_result.best_share_at)
 $$;
 COMMENT ON FUNCTION lottery_result_line(lottery_results) IS
-    'The canonical text of one ranked result: the JSON array [rank, userId, bestDifficulty, bestHash, bestShareAt]. A draw''s results_digest is the SHA-256 of these lines, each followed by a newline, in rank order.';
+    'The canonical text of one ranked result: the JSON array [rank, name, bestDifficulty, bestHash, bestShareAt], name being the user id on a format-1 draw and the pseudonym on a format-2 one (lottery_line_name). A draw''s results_digest is the SHA-256 of these lines, each followed by a newline, in rank order.';
 GRANT EXECUTE ON FUNCTION lottery_result_line(lottery_results) TO lottery_web, lottery_bi;
 
 CREATE OR REPLACE FUNCTION lottery_results_digest(p_draw_id uuid)
@@ -30,7 +46,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 SET extra_float_digits = 1  -- as lottery_result_line pins it, once for all rows
 AS $$
     SELECT encode(sha256(convert_to(coalesce(string_agg(
-               lottery_result_line_text(r.rank, r.user_id, r.best_difficulty, r.best_hash, r.best_share_at)
+               lottery_result_line_text(r.rank, lottery_line_name(r.user_id, r.pseudonym_salt), r.best_difficulty,
+                                        r.best_hash, r.best_share_at)
                || E'\n', '' ORDER BY r.rank), ''), 'UTF8')), 'hex')
     FROM lottery_results r WHERE r.draw_id = p_draw_id
 $$;
@@ -67,8 +84,8 @@ BEGIN
 
     -- Claim the week. A concurrent call for the same week waits here on the
     -- unique index until the first commits, then finds the completed draw.
-    INSERT INTO lottery_draws (week_start, week_end, status)
-    VALUES (v_start, v_end, 'in_progress')
+    INSERT INTO lottery_draws (week_start, week_end, status, ranking_format)
+    VALUES (v_start, v_end, 'in_progress', 2)
     ON CONFLICT (week_start) DO NOTHING
     RETURNING * INTO v_draw;
 
@@ -81,22 +98,19 @@ BEGIN
         DELETE FROM lottery_results WHERE draw_id = v_draw.id;
     END IF;
 
+    -- Each result gets its own random salt: its line is published under the
+    -- pseudonym SHA-256(salt || user id), and the salt is shown to that user alone.
     WITH ranked AS (
         SELECT * FROM ranked_week(v_week)
-    ), last_game AS (
-        SELECT DISTINCT ON (user_id) user_id, game_type
-        FROM game_sessions
-        WHERE week_start = v_start
-        ORDER BY user_id, last_played_at DESC, game_type
     ), results AS (
         INSERT INTO lottery_results (draw_id, user_id, rank, best_difficulty, best_share_at,
-                                     best_hash, ticket_count, xp_awarded, game_played)
+                                     best_hash, ticket_count, xp_awarded, game_played, pseudonym_salt)
         SELECT v_draw.id, r.user_id, r.rank, r.best_difficulty, r.best_at,
-               r.best_hash, r.share_count, t.xp, g.game_type
+               r.best_hash, r.share_count, t.xp, g.game_type, gen_random_uuid()
         FROM ranked r
         -- The tiers read once for the whole week (calculate_xp_for_rank per row would not inline).
         JOIN lottery_tiers t ON r.rank BETWEEN t.first_rank AND coalesce(t.last_rank, r.rank)
-        LEFT JOIN last_game g USING (user_id)
+        LEFT JOIN last_games(v_week) g USING (user_id)
         ORDER BY r.rank
         RETURNING user_id, rank, best_difficulty, best_hash, ticket_count, xp_awarded
     ), xp AS (
@@ -126,7 +140,7 @@ BEGIN
 
     UPDATE lottery_draws
     SET status = 'completed', total_participants = v_participants, total_shares = v_shares,
-        drawn_at = v_now, updated_at = now(),
+        drawn_at = v_now, updated_at = now(), ranking_format = 2,
         results_digest = lottery_results_digest(v_draw.id),
         forged_shares = v_forged, unverified_results = v_unverified,
         draw_seconds = extract(epoch FROM clock_timestamp() - v_clock)

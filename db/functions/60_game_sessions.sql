@@ -16,6 +16,21 @@ $$;
 COMMENT ON FUNCTION game_session_json(game_sessions) IS
     'The camelCase JSON of a game session: id, gameType, weekStart, playedAt (first play), lastPlayedAt, playCount, resultData.';
 
+CREATE OR REPLACE FUNCTION last_games(p_week date)
+RETURNS TABLE (user_id text, game_type text)
+LANGUAGE sql STABLE
+AS $$
+    -- One row per user who played for the week: the game last played (the
+    -- latest play; on a tie, the first game type by name).
+    SELECT DISTINCT ON (s.user_id) s.user_id, s.game_type
+    FROM game_sessions s
+    WHERE s.week_start = lottery_week_start_ts(p_week)
+    ORDER BY s.user_id, s.last_played_at DESC, s.game_type
+$$;
+COMMENT ON FUNCTION last_games(date) IS
+    'The game each user last played for the week of p_week (a Monday): what lottery_results.game_played holds once the week is drawn (the draw reads it; a later play sets it), and what the lottery history shows for a week not drawn yet.';
+REVOKE EXECUTE ON FUNCTION last_games(date) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION record_game_session(p_user_id text, p_game_type text,
                                                p_result_data jsonb DEFAULT '{}'::jsonb,
                                                p_week_start date DEFAULT NULL,

@@ -1,20 +1,29 @@
 -- Read side of the lottery for the frontend: a draw with the caller's result
 -- and the top 10, and a user's all-time statistics.
 
-CREATE OR REPLACE FUNCTION lottery_result_json(p_result lottery_results)
+CREATE OR REPLACE FUNCTION lottery_result_json(p_result lottery_results, p_viewer text)
 RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE sql STABLE  -- the owner's: called by the SECURITY DEFINER draw functions
 AS $$
+    -- Another user's result carries no id (public_name decides what it shows);
+    -- the viewer's own carries the id and, on a format-2 draw, the pseudonym and
+    -- its salt: what the viewer needs to find and check their own published line.
     SELECT jsonb_build_object(
         'rank', p_result.rank,
-        'userId', p_result.user_id,
-        'displayName', coalesce(user_display_name(p_result.user_id), p_result.user_id),
+        'displayName', public_name(p_result.user_id, p_viewer),
         'bestDifficulty', p_result.best_difficulty,
         'xpAwarded', p_result.xp_awarded,
         'gamePlayed', p_result.game_played)
+        || CASE WHEN p_result.user_id IS DISTINCT FROM p_viewer THEN '{}'::jsonb
+                ELSE jsonb_build_object('userId', p_result.user_id)
+                     || CASE WHEN p_result.pseudonym_salt IS NULL THEN '{}'::jsonb
+                             ELSE jsonb_build_object(
+                                 'pseudonym', lottery_pseudonym(p_result.pseudonym_salt, p_result.user_id),
+                                 'pseudonymSalt', encode(uuid_send(p_result.pseudonym_salt), 'hex')) END END
 $$;
-COMMENT ON FUNCTION lottery_result_json(lottery_results) IS
-    'The camelCase JSON of one lottery result: rank, userId, displayName (user_display_name, else the user id), bestDifficulty, xpAwarded, gamePlayed.';
+COMMENT ON FUNCTION lottery_result_json(lottery_results, text) IS
+    'The camelCase JSON of one lottery result as p_viewer sees it: rank, displayName (public_name), bestDifficulty, xpAwarded, gamePlayed; on the viewer''s own result also userId and, on a format-2 draw, pseudonym and pseudonymSalt (32 hex digits), from which the viewer can recompute the pseudonym of their published line.';
+REVOKE EXECUTE ON FUNCTION lottery_result_json(lottery_results, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION lottery_draw_json(p_draw lottery_draws, p_user_id text,
                                              p_now timestamptz DEFAULT now())
@@ -31,14 +40,15 @@ AS $$
         'status', p_draw.status,
         'resultsDigest', p_draw.results_digest,
         'forgedShares', p_draw.forged_shares,
-        'myResult', (SELECT lottery_result_json(r) FROM lottery_results r
+        'rankingFormat', p_draw.ranking_format,
+        'myResult', (SELECT lottery_result_json(r, p_user_id) FROM lottery_results r
                      WHERE r.draw_id = p_draw.id AND r.user_id = p_user_id),
-        'top10', (SELECT coalesce(jsonb_agg(lottery_result_json(r) ORDER BY r.rank), '[]'::jsonb)
+        'top10', (SELECT coalesce(jsonb_agg(lottery_result_json(r, p_user_id) ORDER BY r.rank), '[]'::jsonb)
                   FROM lottery_results r WHERE r.draw_id = p_draw.id AND r.rank <= lottery_top_ranks('Top 10')),
         'nextDrawAt', iso_utc(next_draw_at(p_now)))
 $$;
 COMMENT ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) IS
-    'The camelCase JSON of a draw as the lottery endpoints return it: the draw, myResult (the given user''s result or null), top10 and nextDrawAt.';
+    'The camelCase JSON of a draw as the lottery endpoints return it to p_user_id: the draw with its rankingFormat, myResult (that user''s own result, or null), top10 (others without their ids, see lottery_result_json) and nextDrawAt.';
 REVOKE EXECUTE ON FUNCTION lottery_draw_json(lottery_draws, text, timestamptz) FROM PUBLIC, lottery_web;
 
 CREATE OR REPLACE FUNCTION completed_draw(p_week_start date DEFAULT NULL)
@@ -140,6 +150,10 @@ BEGIN
         'weekStart', iso_utc(v_draw.week_start),
         'resultsDigest', v_draw.results_digest,
         'digest', 'sha256 over the lines in rank order, each followed by "\n", as UTF-8',
+        'rankingFormat', v_draw.ranking_format,
+        'line', CASE v_draw.ranking_format
+                    WHEN 1 THEN '[rank, userId, bestDifficulty, bestHash, bestShareAt]'
+                    ELSE '[rank, pseudonym, bestDifficulty, bestHash, bestShareAt]; pseudonym = hex sha256(salt || UTF-8 userId), the salt in the user''s own myResult' END,
         'totalParticipants', v_draw.total_participants,
         'forgedShares', v_draw.forged_shares,
         'offset', p_offset,
@@ -149,5 +163,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION get_draw_ranking(date, integer, bigint) IS
-    'One page of the canonical ranked list of a drawn week (NULL: the latest draw) (see lottery_result_line) with its stored results_digest, so that anyone can recompute the digest from every page and re-derive each best difficulty from its hash. Raises LTP01 (limit 1..1000) and LTN01.';
+    'One page of the canonical ranked list of a drawn week (NULL: the latest draw) (see lottery_result_line) with its stored results_digest and rankingFormat, so that anyone can recompute the digest from every page and re-derive each best difficulty from its hash, and each participant can find their own line (format 2: by the pseudonym of their myResult). No line of a format-2 draw holds a user id. Raises LTP01 (limit 1..1000) and LTN01.';
 GRANT EXECUTE ON FUNCTION get_draw_ranking(date, integer, bigint) TO lottery_web, lottery_bi;

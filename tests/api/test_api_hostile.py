@@ -1,7 +1,8 @@
 """Hostile values in every endpoint parameter, generated with Hypothesis: path params
-game_type and week_start; query params week, limit, offset, game_type; the play body's
-gameType, resultData and weekStart, and the body itself (non-object JSON, invalid UTF-8,
-huge numbers, deep nesting); and the token's sub, the user id every endpoint passes on.
+game_type and week_start; query params week, limit, offset, around, game_type; the play
+body's gameType, resultData and weekStart, the privacy body's public, and both bodies
+themselves (non-object JSON, invalid UTF-8, huge numbers, deep nesting); and the token's
+sub, the user id every endpoint passes on.
 Every answer is a 2xx with a JSON body, or a 4xx with a JSON {"code", "message"}:
 never a 5xx, never HTML (an empty path parameter's trailing-slash redirect is followed).
 
@@ -215,6 +216,25 @@ async def test_ranking_query_params(client, seeded, limit, offset):
     await get(client, f"/api/lottery/week/{seeded.week(1)}/ranking" + query(limit=limit, offset=offset))
 
 
+@HOSTILE
+@given(limit=PAGE_VALUE, offset=PAGE_VALUE, week=mix(st.just(ABSENT), WEEK_COMPONENT))
+async def test_leaderboard_query_params(client, seeded, limit, offset, week):
+    await get(client, "/api/lottery/leaderboard" + query(limit=limit, offset=offset, week=week))
+
+
+@HOSTILE
+@given(around=mix(st.one_of(st.just(ABSENT), st.integers(0, 50).map(str)), PAGE_VALUE),
+       week=mix(st.just(ABSENT), WEEK_COMPONENT))
+async def test_leaderboard_me_query_params(client, seeded, around, week):
+    await get(client, "/api/lottery/leaderboard/me" + query(around=around, week=week))
+
+
+@HOSTILE
+@given(limit=PAGE_VALUE, offset=PAGE_VALUE)
+async def test_lottery_history_query_params(client, seeded, limit, offset):
+    await get(client, "/api/lottery/history" + query(limit=limit, offset=offset))
+
+
 # --- the play body ---------------------------------------------------------------------
 
 @HOSTILE
@@ -229,6 +249,16 @@ async def test_play_body_fields(client, seeded, game_type, result_data, week_sta
     body = json_object({k: v for k, v in members.items() if v is not ABSENT})
     response = await client.post("/api/games/play", content=body,
                                  headers={**fresh_user(), "Content-Type": "application/json"})
+    assert_handled(response)
+
+
+@HOSTILE
+@given(public=mix(st.sampled_from(["true", "false"]), FRAGMENT),
+       extra=st.dictionaries(st.text(NUL_FREE, max_size=12), FRAGMENT, max_size=2))
+async def test_privacy_body(client, seeded, public, extra):
+    body = json_object({**extra, "public": public})
+    response = await client.post("/api/lottery/privacy", content=body,
+                                 headers={**auth("alice"), "Content-Type": "application/json"})
     assert_handled(response)
 
 
@@ -253,6 +283,9 @@ async def test_play_raw_body(client, seeded, body):
     response = await client.post("/api/games/play", content=body,
                                  headers={**fresh_user(), "Content-Type": "application/json"})
     assert_handled(response)
+    privacy = await client.post("/api/lottery/privacy", content=body,
+                                headers={**auth("alice"), "Content-Type": "application/json"})
+    assert_handled(privacy)
 
 
 # --- the token's sub: the user id every endpoint passes to SQL ----------------------------
@@ -265,7 +298,9 @@ SUB = st.one_of(
               st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
 )
 SUB_URLS = ["/api/games/weekly-data", "/api/games/weekly-data/hammer", "/api/games/history",
-            "/api/lottery/current", "/api/lottery/stats", "/api/lottery/week/2026-11-16"]
+            "/api/lottery/current", "/api/lottery/stats", "/api/lottery/week/2026-11-16",
+            "/api/lottery/leaderboard", "/api/lottery/leaderboard/me", "/api/lottery/history",
+            "/api/lottery/personal-bests", "/api/lottery/privacy"]
 
 
 def token_with_sub(sub) -> str:

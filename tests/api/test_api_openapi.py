@@ -25,7 +25,9 @@ async def test_document_lists_every_endpoint_with_bearer_auth(readonly_client):
         ("GET", "/api/games/weekly-data"), ("GET", "/api/games/weekly-data/{game_type}"),
         ("GET", "/api/games/history"), ("POST", "/api/games/play"), ("GET", "/api/lottery/current"),
         ("GET", "/api/lottery/week/{week_start}"), ("GET", "/api/lottery/week/{week_start}/ranking"),
-        ("GET", "/api/lottery/stats"),
+        ("GET", "/api/lottery/stats"), ("GET", "/api/lottery/leaderboard"), ("GET", "/api/lottery/leaderboard/me"),
+        ("GET", "/api/lottery/history"), ("GET", "/api/lottery/personal-bests"), ("GET", "/api/lottery/privacy"),
+        ("POST", "/api/lottery/privacy"),
         ("POST", "/api/admin/lottery/draw"), ("GET", "/healthz"), ("GET", "/livez")}
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer",
                                                                   "bearerFormat": "JWT"}

@@ -39,7 +39,7 @@ def api_schema(live_server, shares):
 def test_api_conforms_to_its_openapi(api_schema):
     headers = auth("alice", admin=True)
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 17
     for operation in operations:
         has_input = any(True for _ in operation.iter_parameters()) or bool(operation.body)
         for mode, examples in EXAMPLES.items():

@@ -95,6 +95,20 @@ def test_draws_and_notifications_survive_a_database_restart(live_server, shares,
         assert to_bob[-1]["data"]["weekStart"] == f"{week}T00:00:00Z"
 
 
+def test_a_new_personal_best_reaches_its_miner_and_no_one_else(live_server, shares):
+    assert wait_for(lambda: relay_listening(live_server), 10)
+    shares.add("alice", 100.0, weeks_ago=1)   # a first share beats nothing: no notice
+    with ws(live_server, "alice") as alice, ws(live_server, "bob") as bob:
+        shares.add("alice", 50.0)             # below the best of all time: no notice either
+        shares.add("alice", 5000.0, second=1)
+        to_alice, to_bob = collect(alice, 3, until="notification"), collect(bob, 1)
+    assert events(to_alice) == ["notification"] and to_bob == []
+    notice = to_alice[0]["data"]
+    assert (notice["subtype"], notice["title"]) == ("personal_best", "New personal best!")
+    assert "5000" in notice["body"] and f"{shares.week(0)}" in notice["body"]
+    assert shares.scalar("SELECT count(*) FROM notifications WHERE user_id = 'alice' AND subtype = 'personal_best'") == 1
+
+
 def test_bad_tokens_are_refused_at_the_handshake(live_server):
     for sock_kwargs in ({"user": None}, {"user": "alice", "ttl": -10}):
         with pytest.raises(InvalidStatus) as refused:

@@ -5,6 +5,7 @@ the console clean, and reaches the API cross-origin only when CORS_ORIGINS lets 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -181,20 +182,29 @@ def test_play_shows_the_api_values_verifies_the_draw_and_follows_a_live_draw(pag
         assert page.js("return document.querySelector('#draw .countdown time').getAttribute('datetime')") \
             == current["nextDrawAt"]
 
-        # Leaderboard and history: shown exactly when this API documents them.
+        # Leaderboard and history: shown when this API documents them, with the API's rows.
         documented = api.get("/openapi.json").json()["paths"]
-        for card, path, params, key in (("leaderboard", "/api/lottery/leaderboard/me", {"around": 5}, "rows"),
-                                        ("history", "/api/lottery/history", {"limit": 10}, "weeks")):
-            shown = not page.js(f"return document.getElementById('{card}').hidden")
-            assert shown == (path in documented), card
-            if shown:
-                rows = api.get(path, params=params).json()[key]
-                assert page.js(f"return document.querySelectorAll('#{card} tbody tr').length") == len(rows)
+        for card, path in (("leaderboard", "/api/lottery/leaderboard/me"), ("history", "/api/lottery/history")):
+            assert path in documented
+            assert not page.js(f"return document.getElementById('{card}').hidden"), card
+        board = api.get("/api/lottery/leaderboard/me", params={"around": 5}).json()
+        shown = page.js("""return [...document.querySelectorAll('#leaderboard tbody tr')].map((tr) =>
+            [Number(tr.dataset.rank), tr.querySelector('.name').textContent, tr.classList.contains('me')]);""")
+        assert shown == [[r["rank"], r["displayName"] + (" (you)" if r["isMe"] else ""), r["isMe"]]
+                         for r in board["rows"]]
+        assert board["rows"] and any(r["isMe"] for r in board["rows"]) == (week["weeklyRank"] > 0)
+        assert f"{board['participants']:,} participants" in page.js("return document.querySelector('#leaderboard .body').textContent")
+        weeks = api.get("/api/lottery/history", params={"limit": 10}).json()["weeks"]
+        shown = page.js("""return [...document.querySelectorAll('#history tbody tr')].map((tr) =>
+            [tr.dataset.week, tr.children[1].textContent]);""")
+        assert shown == [[w["weekStart"], f"{w['rank']:,} / {w['participants']:,}"] for w in weeks]
+        assert weeks[0]["final"] is False  # the week just closed, not drawn yet, comes first, live
 
         verdict, checks = verify(page)
         n = current["totalParticipants"]
         assert verdict == "match", checks
         assert f"{n} lines for {n} participants" in checks and f"{n} best difficulties proven" in checks
+        assert f"your line, rank {current['myResult']['rank']}, names you by your pseudonym" in checks
 
         # A draw now: the page hears it over the WebSocket and shows the new draw.
         started = time.monotonic()
@@ -312,16 +322,19 @@ def test_verify_js_derives_each_difficulty_from_its_hash_as_ckpool_does(page, se
               *(hash_for_difficulty(d) for d in (1.5, 1000.25, 238732.9099448106, 8.6e13, 1.7e14, 3e20)),
               "000000000000000000019d02938188c01eb7c9fe7a6e9a82557028c7f8f2bfa8", "f" * 64]
     line = '[3, "bc1qexample", 1000.25, "' + hashes[2] + '", "2026-11-27T16:06:30.308436Z"]'
+    salt, user = "a78258c48af84609b3b08038bd4f6f01", "bc1qünïcødé"
     with serve(create_app(settings)) as address:
         page.driver.get(f"http://{address}/play/")
-        derived, nothing, parsed = page.driver.execute_async_script("""
-            const [hashes, line, done] = arguments;
-            import('./js/verify.js').then((v) => done([
+        derived, nothing, parsed, named, pseudonym = page.driver.execute_async_script("""
+            const [hashes, line, salt, user, done] = arguments;
+            import('./js/verify.js').then(async (v) => done([
                 hashes.map(v.difficultyFromHash),
                 ['', '0'.repeat(64), 'xyz', '00'].map(v.difficultyFromHash),
-                v.parseLine(line)]));""", hashes, line)
+                v.parseLine(line), v.parseLine(line, 2), await v.pseudonym(salt, user)]));""", hashes, line, salt, user)
     for hash_hex, value in zip(hashes, derived, strict=True):
         assert value == pytest.approx(difficulty_of_hash(hash_hex), rel=1e-12), hash_hex
     assert nothing == [None, None, None, None]  # no hash to prove anything
-    assert parsed == {"rank": 3, "userId": "bc1qexample", "bestDifficulty": 1000.25, "bestHash": hashes[2],
-                      "bestShareAt": "2026-11-27T16:06:30.308436Z"}
+    fields = {"rank": 3, "bestDifficulty": 1000.25, "bestHash": hashes[2], "bestShareAt": "2026-11-27T16:06:30.308436Z"}
+    assert parsed == {**fields, "userId": "bc1qexample"}  # format 1 names the user
+    assert named == {**fields, "pseudonym": "bc1qexample"}  # format 2 a pseudonym
+    assert pseudonym == hashlib.sha256(bytes.fromhex(salt) + user.encode()).hexdigest()

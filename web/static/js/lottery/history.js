@@ -1,6 +1,6 @@
 // The caller's past weeks: GET /api/lottery/history?limit=10 ->
-//   {weeks: [{weekStart, weekEnd, rank, participants, percentile, bestDifficulty, bestHash,
-//             totalShares, xpAwarded, tier, gamePlayed}]}.
+//   {weeks: [{weekStart, weekEnd, final, rank, participants, percentile, bestDifficulty, bestHash,
+//             totalShares, xpAwarded, tier, gamePlayed}]}; a week not drawn yet (final false) first.
 // Hidden while this server does not offer it.
 
 import { fill, h } from '../dom.js';
@@ -21,7 +21,7 @@ export async function renderHistory(card, api) {
     h('thead', {}, h('tr', {}, ['Week', 'Rank', 'Best share', 'XP', 'Tier', 'Played']
       .map((label) => h('th', { scope: 'col' }, label)))),
     h('tbody', {}, history.weeks.map((week) => h('tr', { dataset: { week: week.weekStart } },
-      h('td', {}, day(week.weekStart)),
+      h('td', {}, day(week.weekStart), week.final === false ? ' (live)' : ''),
       h('td', {}, `${integer(week.rank)} / ${integer(week.participants)}`),
       h('td', {}, difficulty(week.bestDifficulty)),
       h('td', {}, integer(week.xpAwarded)),

@@ -17,6 +17,7 @@ export function mountVerify(card, api) {
   const button = card.querySelector('#verify-button');
   const body = card.querySelector('.body');
   let weekStart = null;
+  let myResult = null;
 
   button.addEventListener('click', async () => {
     if (!window.isSecureContext || !window.crypto?.subtle) {
@@ -29,7 +30,8 @@ export function mountVerify(card, api) {
     try {
       const report = await verifyDraw(api, weekStart, (done, total) => {
         progress.textContent = `Fetched ${integer(done)} of ${integer(total)} lines…`;
-      });
+      }, myResult);
+      const own = report.ownLine;
       fill(body,
         h('p', { class: `verdict ${report.ok ? 'pass' : 'fail'}`, dataset: { verdict: report.ok ? 'match' : 'mismatch' } },
           report.ok ? 'Match: this draw is exactly what its published ranking says.' : 'Mismatch: see below.'),
@@ -43,7 +45,10 @@ export function mountVerify(card, api) {
             : `claimed more than their hash proves: rank ${list(report.unproven)}`),
           check(report.outOfOrder.length === 0, report.outOfOrder.length === 0
             ? 'ranked by difficulty, high to low, then earliest first'
-            : `out of order at rank ${list(report.outOfOrder)}`)));
+            : `out of order at rank ${list(report.outOfOrder)}`),
+          own ? check(own.ok, own.ok
+            ? `your line, rank ${integer(own.rank)}, names you${report.rankingFormat === 2 ? ' by your pseudonym' : ''}`
+            : `your line, rank ${integer(own.rank)}, does not name you`) : null));
     } catch (error) {
       fill(body, h('p', { class: 'error' }, `Could not verify: ${errorText(error)}`));
     } finally {
@@ -56,6 +61,7 @@ export function mountVerify(card, api) {
     show(draw) {
       const changed = draw?.weekStart !== weekStart;
       weekStart = draw?.weekStart ?? null;
+      myResult = draw?.myResult ?? null;
       button.disabled = weekStart === null;
       button.textContent = weekStart ? `Verify the draw of ${weekStart.slice(0, 10)}` : 'Verify this draw';
       if (changed) fill(body);
