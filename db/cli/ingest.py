@@ -72,24 +72,27 @@ when it cannot be parsed or when SQL judges its event unsound:
                     diff; for block_found a bad user; a source longer than
                     mining_events.source holds. Its reason is reported as it is.
 
-The content rules exist once, in SQL: the command does not repeat them. Fields
-SQL does not judge are not judged (a share with a malformed hash or worker
-counts, without a hash). Other event types are loaded as they are ("other
-events"). A malformed line never stops the load; the exit status is 0 when
-everything else loaded. The last line of output is
+The content rules exist once, in SQL: the command does not repeat them. A
+well-formed share is loaded; one whose sdiff claims more than its hash proves
+is forged and counts nowhere (share_is_forged), one with a missing or malformed
+hash counts unverified (never as a best when lottery_settings.require_share_hash
+is on); the run reports how many of each. Other event types are loaded as they
+are ("other events"). A malformed line never stops the load; the exit status is
+0 when everything else loaded. The last line of output is
 
 \b
   ingested N lines: A accepted shares, R rejected shares, E other events, M malformed
 
 Lines are loaded in batches (--batch-size, default {DEFAULT_BATCH:,}): each is
 COPYed into a TEMP table and moved into mining_events by one INSERT ... SELECT
-(so the aggregate trigger runs once per batch), while the next batch is parsed.
-Each batch is committed on its own, so the aggregate rows it updates stay locked
-for one batch only and the live collector and the draw never wait behind a long
-load; after a failure the lines already committed are reported and --start-line
-resumes after them. --single-transaction loads everything or nothing instead, at
-a cost: every batch updates the same aggregate rows again inside one
-transaction. A login in lottery_ingest may run it.
+while the next batch is parsed; the trigger judges each row and the batch's
+shares are folded into the aggregates once, at its commit. Each batch is
+committed on its own, so the aggregate rows it updates stay locked for one
+commit only and the live collector and the draw never wait behind a long load;
+after a failure the lines already committed are reported and --start-line
+resumes after them. --single-transaction loads everything or nothing instead:
+one fold at the end, with the load's aggregate rows locked until it commits. A
+login in lottery_ingest may run it.
 """
 
 
