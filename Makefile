@@ -17,8 +17,9 @@ export DATABASE_URL JWT_SECRET
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib wrk
-# The browser the /play page is tested in (tests/api/test_play_page.py).
-BROWSER_PACKAGES := chromium chromium-driver
+# The browser the /play page is tested in (tests/api/test_play_page.py), and the curl
+# of the README's examples (tests/test_readme.py runs them).
+BROWSER_PACKAGES := chromium chromium-driver curl
 
 .PHONY: help system-deps venv migrate db run stop psql test coverage bench bench-collector soak token clean
 
@@ -37,7 +38,7 @@ help:  ## list the targets
 	@echo "local database: $(LOCAL_DATABASE_URL)  API: http://127.0.0.1:$(HTTP_PORT)"
 	@echo "the lottery command: $(VENV)/bin/lottery --help (DATABASE_URL=$(LOCAL_DATABASE_URL))"
 
-system-deps:  ## install PostgreSQL 15, pg_cron and headless Chromium from Debian's packages if absent
+system-deps:  ## install PostgreSQL 15, pg_cron, headless Chromium and curl from Debian's packages if absent
 	@if ! dpkg -s $(PG_PACKAGES) $(BROWSER_PACKAGES) >/dev/null 2>&1; then \
 	  echo "==> installing $(PG_PACKAGES) $(BROWSER_PACKAGES) (apt)"; \
 	  $(SUDO) apt-get update -qq && \
