@@ -56,6 +56,13 @@ def yoyo_url(database_url: str) -> str:
     return "postgresql+psycopg://" + rest
 
 
+def url_for_database(url: str, dbname: str) -> str:
+    """The same connection settings as `url`, for another database on that server."""
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
 def apply_migrations(database_url: str) -> list[str]:
     backend = get_backend(yoyo_url(database_url))
     try:
@@ -133,10 +140,8 @@ def schedule_draws(conn: psycopg.Connection, database_url: str, log) -> bool:
             "the weekly draw is NOT scheduled. Run SELECT run_due_draws(); yourself "
             "(and SELECT maintain_event_partitions(); daily), or load pg_cron and apply again.")
         return False
-    params = conninfo_to_dict(database_url)
-    params["dbname"] = cron_db
     try:
-        with psycopg.connect(make_conninfo(**params), autocommit=True) as cron:
+        with psycopg.connect(url_for_database(database_url, cron_db), autocommit=True) as cron:
             cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             for name, (schedule, command) in CRON_JOBS.items():
                 cron.execute(

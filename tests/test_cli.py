@@ -19,8 +19,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from db import cli
+from db.apply import url_for_database
 from db.cli import draws as cli_draws
-from db.cli.common import url_for_database
 from db.cli.demo_data import generate_demo, segwit_v0_address
 
 ROOT = Path(__file__).resolve().parent.parent

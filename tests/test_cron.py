@@ -5,16 +5,13 @@ import time
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from db import apply as db_apply
 from tests.helpers import add_shares
 
 
 def cron_url(url: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = "postgres"
-    return make_conninfo(**params)
+    return db_apply.url_for_database(url, "postgres")
 
 
 def test_apply_schedules_draw_and_catch_up_in_utc(fresh_db, fresh_db_url):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from db import apply as db_apply
 from tests.api.support import make_settings, serve
@@ -35,6 +34,7 @@ MAKE_RUN_URL = "postgresql://postgres@127.0.0.1:54329/lottery"
 MAKE_RUN_API = "127.0.0.1:8000"
 LOCAL_SECRET = re.search(r"^JWT_SECRET \?= (\S+)$", MAKEFILE, re.M).group(1)
 RUNNABLE = {"sh", "bash", "sql", "python"}
+SITE = "readme_site"  # the database the README runs on
 
 
 @dataclass
@@ -71,7 +71,7 @@ def test_every_block_of_a_runnable_language_runs_or_says_why_not():
 def site(pg_cluster, lottery_proc, tmp_path_factory):
     """make run's state: its pg_cron jobs, the demo weeks, drawn, and the API; yields
     (database URL, API host:port)."""
-    with pg_cluster.clone(lottery_proc.template_dbname, "readme_site") as url:
+    with pg_cluster.clone(lottery_proc.template_dbname, SITE) as url:
         with psycopg.connect(url) as conn:
             assert db_apply.schedule_draws(conn, url, lambda *_: None)
         env = {**os.environ, "DATABASE_URL": url, "JWT_SECRET": LOCAL_SECRET}
@@ -83,13 +83,9 @@ def site(pg_cluster, lottery_proc, tmp_path_factory):
             with serve(create_app(make_settings(url, jwt_secret=LOCAL_SECRET))) as address:
                 yield url, address
         finally:  # no job may outlive its database
-            with psycopg.connect(cron_database(url), autocommit=True) as cron:
+            with psycopg.connect(db_apply.url_for_database(url, "postgres"), autocommit=True) as cron:
                 cron.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE database = %s",
-                             (conninfo_to_dict(url)["dbname"],))
-
-
-def cron_database(url: str) -> str:
-    return make_conninfo(url, dbname="postgres")
+                             (SITE,))
 
 
 def localised(text: str, url: str, address: str) -> str:
@@ -98,7 +94,7 @@ def localised(text: str, url: str, address: str) -> str:
 
 def test_the_readme_runs_as_printed(site, tmp_path):
     url, address = site
-    postgres = cron_database(url)
+    postgres = db_apply.url_for_database(url, "postgres")
     shell = ["set -euo pipefail", 'curl() { command curl --silent --show-error --fail-with-body "$@"; echo; }']
     for block in (b for b in readme_blocks() if b.lang in RUNNABLE and not b.skip):
         text = localised(block.text, url, address)

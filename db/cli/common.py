@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # The database of the local cluster `make db` / `make run` start (the Makefile's
 # LOCAL_DATABASE_URL with its default PGPORT and DBNAME; tests/test_cli.py checks
@@ -66,9 +65,3 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
         return psycopg.connect(url, client_encoding="UTF8", **kwargs)
     except psycopg.OperationalError as exc:
         raise CliError(f"cannot connect to the database: {str(exc).strip()}") from exc
-
-
-def url_for_database(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)

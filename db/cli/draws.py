@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 import psycopg
 
-from db.apply import CRON_JOBS
-from db.cli.common import CliError, connect, database_url, database_url_option, url_for_database
+from db.apply import CRON_JOBS, url_for_database
+from db.cli.common import CliError, connect, database_url, database_url_option
 from db.cli.output import (WEEK_DAYS_SQL, fmt_diff, fmt_duration, fmt_int, fmt_ts, print_sql_error,
                            print_table, week_label)
 
