@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -115,3 +117,41 @@ def database_without(pg_cluster, migration_id: str, *, later_too: bool = True):
     finally:
         with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1):
+    """predicate()'s first truthy value, polled every `interval` seconds for up to
+    `timeout` seconds; its last (falsy) value when none came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def wait_until(predicate, what: str, timeout: float, interval: float = 0.05):
+    """wait_for, failing the test, with `what` it waited for, when no truthy value came."""
+    value = wait_for(predicate, timeout, interval)
+    if not value:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return value
+
+
+def run_at_once(url: str, sessions: int, statement: str, params: tuple = (), timeout: float = 60) -> list:
+    """The first column of `statement` run by `sessions` connections of their own, released
+    together by a barrier, in the order they finished (one entry per session that did)."""
+    barrier = threading.Barrier(sessions)
+    results = []
+
+    def run():
+        with psycopg.connect(url) as conn:
+            barrier.wait()
+            results.append(conn.execute(statement, params).fetchone()[0])
+
+    threads = [threading.Thread(target=run) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results

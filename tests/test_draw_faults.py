@@ -34,6 +34,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.helpers import wait_until
+
 PARTICIPANTS = 100_000
 SHARES = PARTICIPANTS + PARTICIPANTS // 4   # a quarter of the miners send two shares
 
@@ -175,17 +177,6 @@ def assert_catch_up_completes_once(url: str, week, clean: dict) -> None:
 # processes
 
 
-def wait_until(predicate, what: str, timeout: float = DEADLINE, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def accepts_connections(url: str) -> bool:
     try:
         with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
@@ -234,7 +225,7 @@ def kill_server(datadir: str) -> None:
                 pass
         return not left
 
-    wait_until(all_dead, "every process of the killed server to die")
+    wait_until(all_dead, "every process of the killed server to die", DEADLINE, interval=0.02)
 
 
 def remove_stale_lock_files(datadir: str) -> None:
@@ -271,7 +262,8 @@ def restart_after_kill(pg_cluster, datadir: str) -> None:
             if attempt == 2:
                 raise
             time.sleep(1)   # e.g. a port still held: once more
-    wait_until(lambda: accepts_connections(pg_cluster.url("postgres")), "the restarted server", interval=0.1)
+    wait_until(lambda: accepts_connections(pg_cluster.url("postgres")), "the restarted server", DEADLINE,
+               interval=0.1)
 
 
 def save_plpgsql_profile(config, pg_cluster) -> None:
@@ -323,8 +315,8 @@ def wait_until_written(monitor: psycopg.Connection, draw: Draw, table: str, min_
 
     wait_until(lambda: monitor.execute(
         "SELECT state = 'active' FROM pg_stat_activity WHERE pid = %s", (draw.pid,)).fetchone()[0],
-        "the draw to be running")
-    return written() or wait_until(written, f"the draw to write {table}", interval=0.01)
+        "the draw to be running", DEADLINE, interval=0.02)
+    return written() or wait_until(written, f"the draw to write {table}", DEADLINE, interval=0.01)
 
 
 # ---------------------------------------------------------------------------

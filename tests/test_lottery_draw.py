@@ -1,12 +1,11 @@
 """db/functions/40_draw.sql: run_lottery_draw and run_due_draws."""
 
-import threading
 import time
 
 import psycopg
 import pytest
 
-from tests.helpers import add_shares, insert_events, share, utc
+from tests.helpers import add_shares, insert_events, run_at_once, share, utc
 
 WEEK = "2026-11-16"
 AFTER = "2026-11-23 00:01:00+00"  # the scheduled draw time of WEEK
@@ -162,19 +161,7 @@ def test_concurrent_draws_make_exactly_one(fresh_db, fresh_db_url):
     users = [f"m{i}" for i in range(50)]
     insert_events(fresh_db, [share(u, float(i + 1), "2026-11-18 00:00") for i, u in enumerate(users)])
     fresh_db.commit()
-    barrier = threading.Barrier(8)
-    outcomes = []
-
-    def run():
-        with psycopg.connect(fresh_db_url) as conn:
-            barrier.wait()
-            outcomes.append(conn.execute("SELECT id FROM run_lottery_draw(%s, %s)", (WEEK, AFTER)).fetchone()[0])
-
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = run_at_once(fresh_db_url, 8, "SELECT id FROM run_lottery_draw(%s, %s)", (WEEK, AFTER))
     assert len(outcomes) == 8 and len(set(outcomes)) == 1
     counts = fresh_db.execute("""
         SELECT (SELECT count(*) FROM lottery_draws WHERE status = 'completed'),

@@ -8,7 +8,6 @@ apply time, and a deployment's own binding file."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -23,7 +22,7 @@ from psycopg import sql
 from db import apply as db_apply
 from tests.api.conftest import asgi_client
 from tests.api.support import make_settings
-from tests.helpers import utc
+from tests.helpers import run_at_once, utc
 from tests.test_plpgsql_check import CHECK_OPTIONS, PLPGSQL_FUNCTIONS, Finding, allowed_by, load_allow_list
 
 # The platform's tables as its earlier phases create them (CONTRACT section 10).
@@ -432,19 +431,7 @@ def test_concurrent_catch_ups_deliver_a_late_award_once(platform, platform_url):
     register(conn, LATE)
     conn.commit()
     # Two catch-ups at once: the second waits on the first's queue rows, then finds them gone.
-    barrier = threading.Barrier(2)
-    delivered = []
-
-    def catch_up():
-        with psycopg.connect(platform_url) as other:
-            barrier.wait()
-            delivered.append(other.execute("SELECT deliver_pending_xp()").fetchone()[0])
-
-    threads = [threading.Thread(target=catch_up) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    delivered = run_at_once(platform_url, 2, "SELECT deliver_pending_xp()", timeout=30)
     assert sorted(delivered) == [0, 1]
     conn.rollback()
     assert platform_xp(conn)[address(LATE)] == (1, TIERS[LATE], TIERS[LATE])

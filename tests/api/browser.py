@@ -9,8 +9,9 @@ import base64
 import contextlib
 import os
 import tempfile
-import time
 from pathlib import Path
+
+from tests.helpers import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -42,14 +43,7 @@ class Browser:
 
     def wait(self, predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "the page"):
         """predicate()'s first truthy value, polled; fails after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(interval)
+        return wait_until(predicate, what, timeout, interval)
 
     def console(self) -> list[dict]:
         """Browser console entries since the last call (errors, warnings, logs)."""

@@ -96,12 +96,3 @@ def serve(app, timeout: float = 15.0, **options):
         thread.join(timeout)
         sock.close()
         assert not thread.is_alive(), "uvicorn did not shut down"
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)

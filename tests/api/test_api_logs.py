@@ -20,7 +20,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from db.cluster import free_port
-from tests.api.support import SECRET, token, wait_for
+from tests.api.support import SECRET, token
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

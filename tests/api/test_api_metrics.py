@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from db.cluster import free_port
-from tests.api.support import SECRET, auth, make_settings, serve, token, wait_for
+from tests.api.support import SECRET, auth, make_settings, serve, token
+from tests.helpers import wait_for
 from web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]

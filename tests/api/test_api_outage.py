@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from tests.api.support import auth, make_settings, serve, wait_for
+from tests.api.support import auth, make_settings, serve
+from tests.helpers import wait_for
 from web.app import create_app
 
 

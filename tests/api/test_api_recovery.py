@@ -18,7 +18,8 @@ import pytest
 from websockets.sync.client import connect
 
 from db.cluster import free_port
-from tests.api.support import SECRET, auth, token, wait_for
+from tests.api.support import SECRET, auth, token
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CYCLES = 10

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from db.cluster import free_port
-from tests.api.support import SECRET, auth, make_settings, serve, wait_for
+from tests.api.support import SECRET, auth, make_settings, serve
+from tests.helpers import wait_for
 from web.app import create_app
 from web.server import GuardedHttpToolsProtocol, GuardedWebSockets, Limits, uvicorn_options
 

@@ -17,7 +17,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.api.support import SECRET, Shares, make_settings, serve, token, wait_for
+from tests.api.support import SECRET, Shares, make_settings, serve, token
+from tests.helpers import wait_for
 from web.app import create_app
 from web.ws import OVERFLOW, Close, Frames, Hub
 
