@@ -120,6 +120,13 @@ def timed(conn: psycopg.Connection, statement, params=None) -> float:
     return time.perf_counter() - started
 
 
+def call_ms(conn: psycopg.Connection, statement: str, params) -> float:
+    """Milliseconds of one call as a client sees it: a prepared statement, one round trip."""
+    started = time.perf_counter()
+    conn.execute(statement, params, prepare=True).fetchone()
+    return 1000 * (time.perf_counter() - started)
+
+
 def vacuum(conn: psycopg.Connection, *tables: str) -> None:
     conn.commit()
     conn.autocommit = True

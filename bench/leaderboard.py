@@ -40,7 +40,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from bench.common import Progress, load, log, percentile, print_table, ratio, scratch_cluster, vacuum
+from bench.common import Progress, call_ms, load, log, percentile, print_table, ratio, scratch_cluster, vacuum
 from bench.scale import AGGREGATE_TABLES, generate_participants
 from bench.shares import install_sql_generator, share_events
 
@@ -56,13 +56,9 @@ Row = tuple[str, str, str]
 
 
 def timings(conn: psycopg.Connection, statement: str, arguments: list[tuple]) -> list[float]:
-    """Milliseconds of each call, as a client sees it: a prepared statement, one round trip."""
-    conn.execute(statement, arguments[0], prepare=True).fetchone()  # planned once
-    spent = []
-    for args in arguments:
-        started = time.perf_counter()
-        conn.execute(statement, args, prepare=True).fetchone()
-        spent.append(1000 * (time.perf_counter() - started))
+    """Milliseconds of each call (call_ms), after one to plan it."""
+    call_ms(conn, statement, arguments[0])
+    spent = [call_ms(conn, statement, args) for args in arguments]
     conn.commit()
     return spent
 

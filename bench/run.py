@@ -55,8 +55,8 @@ from pathlib import Path
 import psycopg
 
 from bench.collector import measure_collector
-from bench.common import (ROOT, Progress, events_copy, load, log, percentile, print_table, ratio, scratch_cluster,
-                          timed, vacuum)
+from bench.common import (ROOT, Progress, call_ms, events_copy, load, log, percentile, print_table, ratio,
+                          scratch_cluster, timed, vacuum)
 from bench.http import measure_http
 from bench.leaderboard import measure_reads as measure_leaderboards
 from bench.leaderboard import measure_upkeep
@@ -181,10 +181,7 @@ def measure_live_rank(conn, rows: Progress, week: dt.date, state: str) -> None:
         (SELECT user_id FROM ranked_week(%(week)s) ORDER BY rank DESC LIMIT 200)""", {"week": week})]
 
     def live_rank_ms(user: str) -> float:
-        """As a client sees it: one prepared statement, one round trip."""
-        started = time.perf_counter()
-        conn.execute("SELECT rank FROM get_live_rank(%s, %s)", (user, week), prepare=True).fetchone()
-        return 1000 * (time.perf_counter() - started)
+        return call_ms(conn, "SELECT rank FROM get_live_rank(%s, %s)", (user, week))
 
     live_rank_ms(sample[0])  # plan once
     timings = sorted(((live_rank_ms(user), user) for user in sample), reverse=True)
