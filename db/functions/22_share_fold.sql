@@ -112,13 +112,14 @@ BEGIN
             v_kind := 'b';
         END IF;
     END IF;
-    IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
-        PERFORM open_share_queue();
-    END IF;
     -- A transaction-local flag marks the first row since the last fold, whose
     -- deferred trigger runs the fold (fold_shares_at_commit clears the flag):
-    -- asking the queue whether it is empty cost a third of the row.
+    -- asking the queue whether it is empty cost a third of the row. Only that
+    -- first row looks for the queue: while the flag is on, the queue exists.
     IF current_setting('lottery.fold_queued', true) IS DISTINCT FROM 'on' THEN
+        IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
+            PERFORM open_share_queue();
+        END IF;
         PERFORM set_config('lottery.fold_queued', 'on', true);
         INSERT INTO pg_temp.lottery_share_queue (first, kind, week, dow, user_id, diff, ts, hash)
         VALUES (true, v_kind, lottery_week_at(NEW.ts), extract(isodow FROM NEW.ts AT TIME ZONE 'UTC')::integer,
