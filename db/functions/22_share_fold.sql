@@ -315,3 +315,16 @@ CREATE OR REPLACE TRIGGER aggregate_shares
 CREATE OR REPLACE TRIGGER aggregate_shares
     AFTER INSERT ON share_replay
     FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row();
+
+CREATE OR REPLACE FUNCTION fold_pending_events()
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    -- Events fold at their own commit: what this session queued is all that can be pending.
+    RETURN fold_pending_shares();
+END
+$$;
+COMMENT ON FUNCTION fold_pending_events() IS
+    'Folds every event committed before the call into the aggregates and returns how many it folded (0 when nothing was pending). Safe beside ingest and the background fold. `lottery fold` calls it.';
+GRANT EXECUTE ON FUNCTION fold_pending_events() TO lottery_ingest;
