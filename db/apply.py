@@ -46,6 +46,10 @@ CRON_JOBS = {name: (schedule, f"CALL run_scheduled_job('{name}')") for name, sch
     ("lottery-catchup", "11 * * * *"),
     ("lottery-partitions", "7 0 * * *"),
 )}
+# The background fold (fold_events_for, db/functions/22_share_fold.sql): pg_cron
+# starts it every minute and it folds, committing batch by batch, for 55 s of it;
+# a run still at work when the next starts makes the newcomer return at once.
+CRON_JOBS["lottery-fold"] = ("* * * * *", "CALL fold_events_for(55)")
 
 
 def yoyo_url(database_url: str) -> str:

@@ -26,7 +26,6 @@ from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from db import apply as db_apply
-from tests.helpers import fold_each_statement
 from db import cluster
 
 HOST = "127.0.0.1"
@@ -168,7 +167,6 @@ def shared_db_name(shared_clone):
 def db(shared_db_name):
     """A connection whose every change is rolled back after the test."""
     with psycopg.connect(make_conninfo(host=HOST, port=PORT, user=USER, dbname=shared_db_name)) as conn:
-        fold_each_statement(conn)  # it never commits
         yield conn
         conn.rollback()
 

@@ -46,31 +46,31 @@ def share(user, sdiff, ts, *, accepted=True, worker="rig1", hash=None):
     return (ts if isinstance(ts, datetime) else utc(ts), "share_submitted", payload)
 
 
-def fold_each_statement(conn) -> None:
-    """Events fold into the aggregates when their transaction commits; a test that reads
-    them back before committing asks for a fold at the end of each statement instead."""
-    conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+def fold(conn) -> int:
+    """Folds every pending event (fold_pending_events), as the background fold would
+    within a second or two; returns how many it folded."""
+    return conn.execute("SELECT fold_pending_events()").fetchone()[0]
 
 
 def insert_events(conn, events, fold_now: bool = True) -> None:
-    """One multi-row INSERT, as upstream writes them (folded at once unless fold_now=False)."""
+    """One multi-row INSERT, as upstream writes them (then folded, unless fold_now=False)."""
     events = list(events)
     if not events:
         return
-    if fold_now:
-        fold_each_statement(conn)
     values = ", ".join(["(%s, %s, %s)"] * len(events))
     params = [p for ts, kind, payload in events for p in (ts, kind, Jsonb(payload))]
     conn.execute(f"INSERT INTO mining_events (ts, event_type, payload) VALUES {values}", params)
+    if fold_now:
+        fold(conn)
 
 
 def copy_events(conn, events, fold_now: bool = True) -> None:
-    """COPY, as a bulk collector would load them (folded at once unless fold_now=False)."""
-    if fold_now:
-        fold_each_statement(conn)
+    """COPY, as a bulk collector would load them (then folded, unless fold_now=False)."""
     with conn.cursor().copy("COPY mining_events (ts, event_type, payload) FROM STDIN") as copy:
         for ts, kind, payload in events:
             copy.write_row((ts, kind, json.dumps(payload)))
+    if fold_now:
+        fold(conn)
 
 
 def add_shares(conn, *shares) -> None:

@@ -10,7 +10,7 @@ from datetime import date
 import psycopg
 
 from db import apply as db_apply
-from tests.helpers import add_shares, database_without, hash_for, insert_events, rank_bucket_counts, share
+from tests.helpers import fold, add_shares, database_without, hash_for, insert_events, rank_bucket_counts, share
 
 WEEK = "2026-11-16"
 
@@ -89,8 +89,9 @@ def test_rebuild_and_truncate_keep_the_buckets(db):
 
 
 def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
-    """Four writers with overlapping users: bucket rows are taken in key order, so
-    no batch deadlocks and the counts end exact."""
+    """Four writers with overlapping users, each folding after every batch it commits
+    (as the background fold, a draw and `lottery fold` may all at once): folds wait
+    for each other, bucket rows are taken in key order, and the counts end exact."""
     errors = []
 
     def writer(seed):
@@ -100,7 +101,9 @@ def test_concurrent_batches_keep_exact_buckets(fresh_db, fresh_db_url):
                 for _ in range(15):
                     insert_events(conn, [share(f"u{rng.randrange(40)}", float(rng.randrange(1, 10**6)),
                                                f"2026-11-{rng.randrange(16, 23)} 12:00")
-                                         for _ in range(50)])
+                                         for _ in range(50)], fold_now=False)
+                    conn.commit()
+                    fold(conn)
                     conn.commit()
         except psycopg.Error as exc:
             errors.append(exc)

@@ -3,12 +3,13 @@ at commit, and forged, hashless and badly timed events count as the rules say.""
 
 import json
 import threading
+import time
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.helpers import copy_events, hash_for, insert_events, rank_bucket_counts, share, utc
+from tests.helpers import copy_events, fold, hash_for, insert_events, rank_bucket_counts, share, utc, wait_for
 
 WEEK = "2026-11-16"
 AFTER = "2026-11-23 00:01+00"
@@ -88,13 +89,14 @@ def test_every_write_pattern_folds_into_what_one_copy_does(pg_cluster, lottery_p
                 load_single_row_inserts(conn, events)
             elif pattern == "one multi-row INSERT":
                 insert_events(conn, events, fold_now=False)
-            else:  # events already in the table, aggregates rebuilt from them
-                conn.execute("ALTER TABLE mining_events DISABLE TRIGGER aggregate_shares")
+            else:  # events already in the table, never numbered: aggregates rebuilt from them
+                conn.execute("ALTER TABLE mining_events ALTER COLUMN seq DROP DEFAULT")
                 copy_events(conn, events, fold_now=False)
-                conn.execute("ALTER TABLE mining_events ENABLE TRIGGER aggregate_shares")
                 conn.commit()
                 assert conn.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0] == 0
                 assert conn.execute("SELECT rebuild_share_aggregates()").fetchone()[0] == len(events)
+            conn.commit()
+            conn.execute("SELECT fold_pending_events()")
             conn.commit()
             results[pattern] = (aggregates(conn), draw_digest(conn))
             conn.commit()
@@ -106,14 +108,24 @@ def test_every_write_pattern_folds_into_what_one_copy_does(pg_cluster, lottery_p
     assert folded["buckets"][0] == folded["buckets"][1]
 
 
-def test_aggregates_appear_at_commit_and_not_before(fresh_db, fresh_db_url):
+def test_nothing_runs_on_the_write_path_and_own_figures_are_exact_before_the_fold(fresh_db, fresh_db_url):
+    assert fresh_db.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY (event_relations())"
+                            " AND NOT tgisinternal").fetchone()[0] == 0
+    insert_events(fresh_db, [share("alice", 500.0, "2026-11-17 10:00"), share("alice", 700.0, "2026-11-18 10:00"),
+                             share("alice", 9e9, "2026-11-18 11:00", hash=hash_for(10.0))], fold_now=False)
+    fresh_db.commit()
     with psycopg.connect(fresh_db_url) as reader:
-        insert_events(fresh_db, [share("alice", 500.0, "2026-11-17 10:00")], fold_now=False)
-        seen = reader.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0]
+        assert reader.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0] == 0
+        own = reader.execute("SELECT get_weekly_game_data('alice', %s, %s)::jsonb", (WEEK, AFTER)).fetchone()[0]
+        assert (own["bestDifficulty"], own["totalShares"], own["weeklyRank"]) == (700.0, 2, 1)
+        assert own["dailyBestDiffs"] == [0, 500.0, 700.0, 0, 0, 0, 0]
+        assert reader.execute("SELECT events FROM event_fold_lag()").fetchone()[0] == 3
+        assert reader.execute("SELECT fold_pending_events()").fetchone()[0] == 3
         reader.commit()
-        fresh_db.commit()
-        after = reader.execute("SELECT best_difficulty, share_count FROM share_weekly_best").fetchall()
-    assert seen == 0 and after == [(500.0, 1)]
+        folded = reader.execute("SELECT get_weekly_game_data('alice', %s, %s)::jsonb", (WEEK, AFTER)).fetchone()[0]
+        assert folded == own
+        assert reader.execute("SELECT best_difficulty, share_count FROM share_weekly_best").fetchall() == [(700.0, 2)]
+        assert reader.execute("SELECT events, seconds FROM event_fold_lag()").fetchone() == (0, 0)
 
 
 def test_a_transaction_that_rolls_back_folds_nothing(fresh_db):
@@ -121,22 +133,64 @@ def test_a_transaction_that_rolls_back_folds_nothing(fresh_db):
     fresh_db.rollback()
     insert_events(fresh_db, [share("bob", 7.0, "2026-11-17 10:00")], fold_now=False)
     fresh_db.commit()
+    assert fold(fresh_db) == 1
     assert fresh_db.execute("SELECT user_id FROM share_weekly_best").fetchall() == [("bob",)]
 
 
-def test_set_constraints_immediate_folds_each_statement(fresh_db):
-    fresh_db.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    insert_events(fresh_db, [share("alice", 500.0, "2026-11-17 10:00")], fold_now=False)
-    first = fresh_db.execute("SELECT share_count FROM share_weekly_best").fetchall()
-    insert_events(fresh_db, [share("alice", 600.0, "2026-11-17 11:00")], fold_now=False)
+def test_the_fold_waits_for_a_writer_that_drew_a_lower_number_and_commits_late(fresh_db, fresh_db_url):
+    with psycopg.connect(fresh_db_url) as slow, psycopg.connect(fresh_db_url) as folder:
+        insert_events(slow, [share("slow", 5.0, "2026-11-17 10:00")], fold_now=False)  # number 1, open
+        insert_events(fresh_db, [share("fast", 7.0, "2026-11-17 10:00")], fold_now=False)  # number 2
+        fresh_db.commit()
+        folded = []
+        worker = threading.Thread(target=lambda: folded.append(fold(folder)))
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive() and folded == []  # waiting for the slow writer, not skipping it
+        slow.commit()
+        worker.join(10)
+        folder.commit()
+    assert folded == [2]
+    assert fresh_db.execute("SELECT user_id FROM share_weekly_best ORDER BY 1").fetchall() == [("fast",), ("slow",)]
+
+
+def test_a_fold_killed_half_way_leaves_nothing_half_counted(fresh_db, fresh_db_url):
+    insert_events(fresh_db, [share(f"u{i}", 10.0 + i, "2026-11-17 10:00") for i in range(50)], fold_now=False)
     fresh_db.commit()
-    assert first == [(1,)]
-    assert fresh_db.execute("SELECT best_difficulty, share_count FROM share_weekly_best").fetchall() == [(600.0, 2)]
+    with psycopg.connect(fresh_db_url) as blocker, psycopg.connect(fresh_db_url) as folder:
+        blocker.execute("LOCK TABLE share_rank_buckets IN EXCLUSIVE MODE")  # the fold stops there, half-way
+        pid = folder.info.backend_pid
+        worker = threading.Thread(target=lambda: pytest.raises(psycopg.Error, fold, folder))
+        worker.start()
+        assert wait_for(lambda: blocker.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                                (pid,)).fetchone()[0] == "Lock", 10)
+        blocker.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        blocker.rollback()
+        worker.join(10)
+    assert fresh_db.execute("SELECT folded_upto, count(*) FROM event_fold, share_weekly_best GROUP BY 1"
+                            ).fetchall() == []
+    assert fold(fresh_db) == 50
+    fresh_db.commit()
+    assert fresh_db.execute("SELECT count(*), sum(share_count) FROM share_weekly_best").fetchone() == (50, 50)
+    kept, counted = rank_bucket_counts(fresh_db)
+    assert kept == counted
+
+
+def test_a_malformed_event_is_counted_as_such_and_blocks_nothing(fresh_db):
+    insert_events(fresh_db, [share("alice", 5.0, "2026-11-17 10:00"),
+                             ("2026-11-17 10:00+00", "share_submitted", {"user": "bob", "sdiff": "NaN", "accepted": True}),
+                             ("2026-11-17 10:00+00", "share_submitted", {"user": "bob", "sdiff": -1, "accepted": True}),
+                             ("2026-11-17 10:00+00", "new_block_network", {"diff": "x"}),
+                             share("carol", 6.0, "2026-11-17 10:00")], fold_now=False)
+    fresh_db.commit()
+    assert fold(fresh_db) == 5
+    assert fresh_db.execute("SELECT malformed FROM event_fold").fetchone() == (3,)
+    assert fresh_db.execute("SELECT user_id FROM share_weekly_best ORDER BY 1").fetchall() == [("alice",), ("carol",)]
 
 
 def test_concurrent_loads_of_the_same_miners_in_opposite_orders_never_deadlock(fresh_db_url):
-    """Two collectors flushing the same miners in opposite orders: locks are only taken at
-    commit, in one order, so both commit and every share counts."""
+    """Two collectors flushing the same miners in opposite orders, each folding after
+    its commit: nothing is locked on the write path, folds take locks in one order."""
     users = [f"m{i:03d}" for i in range(200)]
     orders = [users, users[::-1]]
     barrier = threading.Barrier(2)
@@ -150,7 +204,9 @@ def test_concurrent_loads_of_the_same_miners_in_opposite_orders_never_deadlock(f
                         cur.executemany("INSERT INTO mining_events (ts, event_type, payload) VALUES (%s, %s, %s)",
                                         [(ts, kind, Jsonb(p)) for ts, kind, p in
                                          (share(u, 10.0 + rep, f"2026-11-17 10:{rep:02d}") for u in order)])
-                    barrier.wait(timeout=30)  # both transactions hold their queues, then commit together
+                    barrier.wait(timeout=30)
+                    conn.commit()
+                    fold(conn)
                     conn.commit()
         except Exception as exc:  # reported below
             errors.append(exc)
@@ -217,6 +273,7 @@ def test_an_event_two_days_ahead_counts_nowhere_and_one_a_few_hours_ahead_does(d
     db.execute("INSERT INTO mining_events (ts, event_type, payload) VALUES"
                " (now() + interval '2 days', 'share_submitted', '{\"user\": \"late\", \"sdiff\": 5, \"accepted\": true}'),"
                " (now() + interval '3 hours', 'share_submitted', '{\"user\": \"early\", \"sdiff\": 5, \"accepted\": true}')")
+    fold(db)
     assert db.execute("SELECT user_id FROM share_weekly_best").fetchall() == [("early",)]
 
 

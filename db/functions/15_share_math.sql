@@ -18,8 +18,9 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     -- A negated class, not ^[0-9a-f]{64}$: that bounded repeat costs ~8 us a call.
-    SELECT CASE WHEN length(p_hash) = 64 AND p_hash !~ '[^0-9a-fA-F]' AND ltrim(p_hash, '0') <> ''
-                THEN lower(p_hash) END
+    -- COLLATE "C": hex digits need no locale, and lower() under one cost 1.4 us.
+    SELECT CASE WHEN length(p_hash) = 64 AND p_hash COLLATE "C" !~ '[^0-9a-fA-F]' AND ltrim(p_hash, '0') <> ''
+                THEN lower(p_hash COLLATE "C") END
 $$;
 COMMENT ON FUNCTION clean_hash(text) IS
     'A usable share hash: exactly 64 hex digits and not all zeros, in lower case; else NULL (no hash).';

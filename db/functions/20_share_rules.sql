@@ -6,14 +6,21 @@
 -- day ahead of the server clock, and a claim its hash does not contradict.
 -- Anything else is skipped silently: one bad event never blocks the rest.
 
-CREATE OR REPLACE FUNCTION share_user(p_payload jsonb)
+CREATE OR REPLACE FUNCTION json_user(p_value jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN jsonb_typeof(p_payload->'user') = 'string'
-                 AND length(p_payload->>'user') BETWEEN 1 AND 128
-                THEN p_payload->>'user' END
+    SELECT CASE WHEN jsonb_typeof(p_value) = 'string' AND length(p_value #>> '{}') BETWEEN 1 AND 128
+                THEN p_value #>> '{}' END
 $$;
+COMMENT ON FUNCTION json_user(jsonb) IS
+    'A user read from JSON: the string when it is a JSON string of 1-128 characters, else NULL.';
+GRANT EXECUTE ON FUNCTION json_user(jsonb) TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION share_user(p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT json_user(p_payload->'user') $$;
 COMMENT ON FUNCTION share_user(jsonb) IS
     'The user of a share event payload, or NULL when missing, not a string, empty or longer than 128 characters.';
 GRANT EXECUTE ON FUNCTION share_user(jsonb) TO lottery_bi, lottery_ingest;
@@ -85,4 +92,17 @@ AS $$ SELECT p_diff > p_best_diff OR (p_diff = p_best_diff AND p_at < p_best_at)
 COMMENT ON FUNCTION share_beats(double precision, timestamptz, double precision, timestamptz) IS
     'Whether a share (difficulty, time) replaces a user''s best (difficulty, time): higher difficulty, or the same reached earlier. Which share is a user''s best; the order between users is ranked_week''s.';
 GRANT EXECUTE ON FUNCTION share_beats(double precision, timestamptz, double precision, timestamptz)
+    TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION ranked_before(p_diff double precision, p_at timestamptz, p_user text,
+                                         p_other_diff double precision, p_other_at timestamptz, p_other_user text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT share_beats(p_diff, p_at, p_other_diff, p_other_at)
+           OR (p_diff = p_other_diff AND p_at = p_other_at AND p_user < p_other_user)
+$$;
+COMMENT ON FUNCTION ranked_before(double precision, timestamptz, text, double precision, timestamptz, text) IS
+    'Whether a participant (best, when reached, user id) ranks before another in the lottery order: a better best (share_beats), or the same reached at the same time and a smaller user id. The order ranked_week sorts by.';
+GRANT EXECUTE ON FUNCTION ranked_before(double precision, timestamptz, text, double precision, timestamptz, text)
     TO lottery_bi, lottery_ingest;

@@ -13,6 +13,17 @@ COMMENT ON FUNCTION rank_bucket_group(integer) IS
     'The group of a rank bucket in share_rank_bucket_groups: 128 consecutive buckets, floor(rank_bucket / 128). Migration 0006 filled the groups with the same shift.';
 GRANT EXECUTE ON FUNCTION rank_bucket_group(integer) TO lottery_web, lottery_bi;
 
+CREATE OR REPLACE FUNCTION rank_bucket_of(p_best double precision)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_best > 0 THEN floor(ln(p_best) * 2000)::integer
+                WHEN p_best IS NOT NULL THEN (-2147483648)::integer END
+$$;
+COMMENT ON FUNCTION rank_bucket_of(double precision) IS
+    'The rank bucket of a best difficulty: share_weekly_best.rank_bucket''s generated expression (migration 0007), for a best not folded yet.';
+GRANT EXECUTE ON FUNCTION rank_bucket_of(double precision) TO lottery_web, lottery_bi;
+
 CREATE OR REPLACE FUNCTION move_rank_buckets(p_weeks date[], p_buckets integer[], p_deltas bigint[])
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp

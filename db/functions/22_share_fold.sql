@@ -1,17 +1,22 @@
 -- Share ingest: mining_events -> the aggregates the draw and every read use.
 --
--- Two steps, whatever writes the events (one COPY of a million rows, the
--- collector's single-row INSERTs, a TimescaleDB hypertable's chunks):
---   1. aggregate_share_event_row(), a row trigger, judges each event by the
---      rules of 20_share_rules.sql and appends what counts to a per-session
---      queue (a temporary table: no WAL, no locks, seen by nobody else);
---   2. fold_pending_shares(), called once per transaction by a deferred
---      trigger on that queue, folds the whole queue into share_weekly_best,
---      the rank buckets, share_user_best, event_weeks, network difficulty
---      changes and found blocks, set-based and in key order, at commit.
--- So every figure is exact once the loading transaction commits, a share
--- costs one queue append plus its share of one upsert per participant-week,
--- and concurrent loads meet only at commit, where they lock in one order.
+-- Nothing of this project runs on the write path: an event costs its number
+-- from mining_events_seq (the seq default) and the table's indexes. Folding
+-- happens after commit, in three steps:
+--   1. fold_pending_events() reads the highest number handed out, waits for
+--      every writer that could still commit a lower one (wait_for_event_writers),
+--      so that no late-committing writer is skipped;
+--   2. queue_events() judges the events above the watermark set-based by the
+--      rules of 20_share_rules.sql (event_fields, event_kind) into a per-session
+--      queue (a temporary table: no WAL, seen by nobody else);
+--   3. fold_pending_shares() folds the queue into share_weekly_best, the rank
+--      buckets, share_user_best, event_weeks, network difficulty changes and
+--      found blocks, in key order, and the watermark (event_fold) moves in the
+--      same transaction: a fold killed half-way leaves nothing half-counted.
+-- Reads add a user's own events above the watermark (own_week_figures), so a
+-- user's own figures are exact before the fold reaches them; others' show up
+-- in the live rank and leaderboards once folded. pg_cron's lottery-fold job
+-- (fold_events_for, looping within its minute) or `lottery fold --follow` folds.
 
 CREATE OR REPLACE FUNCTION greatest_each(p_a double precision[], p_b double precision[])
 RETURNS double precision[]
@@ -45,95 +50,116 @@ COMMENT ON VIEW share_daily_best IS
     'Each user''s best share difficulty and share count per UTC day (from share_weekly_best.day_best / day_shares).';
 GRANT SELECT ON share_daily_best TO lottery_bi;
 
-CREATE OR REPLACE FUNCTION open_share_queue()
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+CREATE OR REPLACE FUNCTION event_fields(p_ts timestamptz, p_event_type text, p_user jsonb, p_accepted jsonb,
+                                        p_sdiff jsonb, p_diff jsonb, p_hash text)
+RETURNS TABLE (bad_time boolean, user_id text, accepted jsonb, diff double precision,
+               network_diff double precision, hash text)
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
+    -- What the rules of 20_share_rules.sql make of an event's members (payload's
+    -- user, accepted, sdiff, diff and hash). A function in FROM, so that the
+    -- planner inlines it; callers judging many rows take the members out once,
+    -- and put this under an OFFSET 0 barrier whose columns event_kind reads.
+    SELECT event_time_problem(p_ts) IS NOT NULL, json_user(p_user), p_accepted,
+           CASE WHEN p_event_type = 'share_submitted' THEN json_difficulty(p_sdiff) END,
+           CASE WHEN p_event_type = 'new_block_network' THEN json_difficulty(p_diff) END,
+           CASE WHEN p_event_type = 'share_submitted' THEN clean_hash(p_hash) END
+$$;
+COMMENT ON FUNCTION event_fields(timestamptz, text, jsonb, jsonb, jsonb, jsonb, text) IS
+    'The fields the ingest rules judge an event by, from its time, type and payload members user, accepted, sdiff, diff and hash (as text): whether its time is unbelievable, its user, accepted flag, claimed sdiff (shares), network diff (new_block_network) and usable hash (shares).';
+GRANT EXECUTE ON FUNCTION event_fields(timestamptz, text, jsonb, jsonb, jsonb, jsonb, text) TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION event_kind(p_event_type text, p_bad_time boolean, p_user text, p_accepted jsonb,
+                                      p_diff double precision, p_network_diff double precision, p_hash text,
+                                      p_payload jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- s a share that counts, f a forged share, n a network difficulty, b a found
+    -- block, e any other well-formed event (a rejected share, another type), x an
+    -- event share_event_problem() would report. Only s, f, n and b count; every
+    -- event with a believable time names its week.
+    SELECT CASE
+        WHEN p_bad_time THEN 'x'
+        WHEN p_event_type = 'share_submitted' THEN CASE
+            WHEN p_user IS NULL OR jsonb_typeof(p_accepted) IS DISTINCT FROM 'boolean' THEN 'x'
+            WHEN p_accepted <> 'true'::jsonb THEN 'e'
+            WHEN p_diff IS NULL THEN 'x'
+            WHEN claim_exceeds_hash(p_diff, p_hash) THEN 'f'
+            ELSE 's' END
+        WHEN p_event_type = 'new_block_network' THEN CASE WHEN p_network_diff IS NULL THEN 'x' ELSE 'n' END
+        WHEN p_event_type = 'block_found' THEN CASE WHEN p_user IS NULL THEN 'x' ELSE 'b' END
+        WHEN p_event_type IS NULL OR p_event_type = '' OR jsonb_typeof(p_payload) IS DISTINCT FROM 'object' THEN 'x'
+        ELSE 'e' END
+$$;
+COMMENT ON FUNCTION event_kind(text, boolean, text, jsonb, double precision, double precision, text, jsonb) IS
+    'The kind of an event from its event_fields: s counting share, f forged share, n network difficulty, b found block, e other well-formed event, x malformed (what share_event_problem reports).';
+GRANT EXECUTE ON FUNCTION event_kind(text, boolean, text, jsonb, double precision, double precision, text, jsonb)
+    TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION judge_event(p_ts timestamptz, p_event_type text, p_payload jsonb)
+RETURNS TABLE (kind text, week date, dow integer, user_id text, diff double precision, hash text)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT event_kind(p_event_type, f.bad_time, f.user_id, f.accepted, f.diff, f.network_diff, f.hash, p_payload),
+           CASE WHEN NOT f.bad_time THEN lottery_week_at(p_ts) END,
+           extract(isodow FROM p_ts AT TIME ZONE 'UTC')::integer, f.user_id, coalesce(f.diff, f.network_diff), f.hash
+    FROM event_fields(p_ts, p_event_type, p_payload->'user', p_payload->'accepted', p_payload->'sdiff',
+                      p_payload->'diff', p_payload->>'hash') AS f
+$$;
+COMMENT ON FUNCTION judge_event(timestamptz, text, jsonb) IS
+    'One event judged: its kind (event_kind), ISO week (NULL for an unbelievable time), ISO day of week, user, difficulty (sdiff or network diff) and usable hash. For a handful of rows (a user''s unfolded events); queue_events judges many the same way, computing each field once.';
+GRANT EXECUTE ON FUNCTION judge_event(timestamptz, text, jsonb) TO lottery_bi, lottery_ingest;
+
+CREATE OR REPLACE FUNCTION queue_events(p_source regclass, p_after bigint, p_upto bigint,
+                                        p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+SET jit = off  -- compiling the judging expressions costs more than a batch's run of them
+AS $$
+DECLARE
+    v_rows bigint;
 BEGIN
-    -- Once per session: the events of the transaction as the ingest trigger
-    -- judged them (kind: s share that counts, f forged share, n network
-    -- difficulty, b block found, e any other well-timed event, which only
-    -- names its week). first marks the first row since the last fold: the only
-    -- row whose insert queues the fold at commit. Owned by the owner of the lottery: only the
-    -- ingest trigger (SECURITY DEFINER) writes it, and the fold checks that.
+    -- The session's queue: the fold's input, judged. Owned by the owner of the
+    -- lottery (this function is SECURITY DEFINER), which fold_pending_shares checks.
     CREATE TEMP TABLE IF NOT EXISTS lottery_share_queue (
-        first    boolean          NOT NULL,
         kind     text             NOT NULL,
-        week     date             NOT NULL,
+        week     date,
         dow      integer,
         user_id  text COLLATE "C",  -- "C": locale-aware sorting would double the fold's sort
         diff     double precision,
         ts       timestamptz      NOT NULL,
         hash     text
     ) ON COMMIT DELETE ROWS;
-    CREATE CONSTRAINT TRIGGER fold_at_commit AFTER INSERT ON pg_temp.lottery_share_queue
-        DEFERRABLE INITIALLY DEFERRED
-        FOR EACH ROW WHEN (NEW.first) EXECUTE FUNCTION fold_shares_at_commit();
+    -- Events numbered in (p_after, p_upto]; or, for replays, timed in [p_from,
+    -- p_to) and numbered up to p_upto (or unnumbered) when p_after is NULL. Each
+    -- OFFSET 0 barrier turns the level below into plain values: the payload's
+    -- members are taken out once, and event_fields' columns computed once for
+    -- event_kind to read as often as it likes.
+    EXECUTE format($q$
+        INSERT INTO pg_temp.lottery_share_queue (kind, week, dow, user_id, diff, ts, hash)
+        SELECT event_kind(a.event_type, a.bad_time, a.user_id, a.accepted, a.diff, a.network_diff, a.hash, a.payload),
+               CASE WHEN NOT a.bad_time THEN lottery_week_at(a.ts) END,
+               extract(isodow FROM a.ts AT TIME ZONE 'UTC')::integer, a.user_id,
+               coalesce(a.diff, a.network_diff), coalesce(a.ts, '-infinity'), a.hash
+        FROM (SELECT r.ts, r.event_type, r.payload, f.*
+              FROM (SELECT e.ts, e.event_type, e.payload, e.payload->'user' AS u, e.payload->'accepted' AS acc,
+                           e.payload->'sdiff' AS sdiff, e.payload->'diff' AS diff, e.payload->>'hash' AS hash
+                    FROM %s e WHERE %s OFFSET 0) AS r
+              CROSS JOIN LATERAL event_fields(r.ts, r.event_type, r.u, r.acc, r.sdiff, r.diff, r.hash) AS f
+              OFFSET 0) AS a$q$,
+        p_source,
+        CASE WHEN p_after IS NOT NULL THEN 'e.seq > $1 AND e.seq <= $2'
+             WHEN p_upto IS NULL THEN 'e.ts >= $3 AND e.ts < $4'
+             ELSE 'e.ts >= $3 AND e.ts < $4 AND (e.seq IS NULL OR e.seq <= $2)' END)
+        USING p_after, p_upto, p_from, p_to;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
 END
 $$;
-COMMENT ON FUNCTION open_share_queue() IS
-    'Creates this session''s share queue (a temporary table emptied at every commit) and the deferred trigger that folds it at commit. Called by the ingest trigger the first time it needs the queue.';
-
-CREATE OR REPLACE FUNCTION aggregate_share_event_row()
-RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-DECLARE
-    v_kind text := 'e';
-    v_user text;
-    v_diff double precision;
-    v_hash text;
-BEGIN
-    -- Per event: judge it (20_share_rules.sql) and append it to this session's
-    -- queue; the fold does the rest at commit. The judging is PL/pgSQL
-    -- assignments, whose expression state lives for the transaction, and one
-    -- INSERT of plain values: one SQL statement carrying the same expressions
-    -- cost twice as much, rebuilding them for every row.
-    IF event_time_problem(NEW.ts) IS NOT NULL THEN
-        RETURN NULL;  -- before the first block or a day ahead: no figure, no week
-    END IF;
-    IF NEW.event_type = 'share_submitted' THEN
-        IF NEW.payload->'accepted' = 'true'::jsonb THEN
-            v_user := share_user(NEW.payload);
-            v_diff := share_claimed_difficulty(NEW.payload);
-            IF v_user IS NOT NULL AND v_diff IS NOT NULL THEN
-                v_hash := clean_hash(NEW.payload->>'hash');
-                v_kind := CASE WHEN claim_exceeds_hash(v_diff, v_hash) THEN 'f' ELSE 's' END;
-            END IF;
-        END IF;
-    ELSIF NEW.event_type = 'new_block_network' THEN
-        v_diff := json_difficulty(NEW.payload->'diff');
-        IF v_diff IS NOT NULL THEN
-            v_kind := 'n';
-        END IF;
-    ELSIF NEW.event_type = 'block_found' THEN
-        v_user := share_user(NEW.payload);
-        IF v_user IS NOT NULL THEN
-            v_kind := 'b';
-        END IF;
-    END IF;
-    -- A transaction-local flag marks the first row since the last fold, whose
-    -- deferred trigger runs the fold (fold_shares_at_commit clears the flag):
-    -- asking the queue whether it is empty cost a third of the row. Only that
-    -- first row looks for the queue: while the flag is on, the queue exists.
-    IF current_setting('lottery.fold_queued', true) IS DISTINCT FROM 'on' THEN
-        IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
-            PERFORM open_share_queue();
-        END IF;
-        PERFORM set_config('lottery.fold_queued', 'on', true);
-        INSERT INTO pg_temp.lottery_share_queue (first, kind, week, dow, user_id, diff, ts, hash)
-        VALUES (true, v_kind, lottery_week_at(NEW.ts), extract(isodow FROM NEW.ts AT TIME ZONE 'UTC')::integer,
-                v_user, v_diff, NEW.ts, v_hash);
-    ELSE
-        INSERT INTO pg_temp.lottery_share_queue (first, kind, week, dow, user_id, diff, ts, hash)
-        VALUES (false, v_kind, lottery_week_at(NEW.ts), extract(isodow FROM NEW.ts AT TIME ZONE 'UTC')::integer,
-                v_user, v_diff, NEW.ts, v_hash);
-    END IF;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION aggregate_share_event_row() IS
-    'Row trigger on mining_events (plain, partitioned or a TimescaleDB hypertable) and share_replay: queues each event in the session''s share queue for fold_pending_shares(), which judges and folds them at commit.';
+COMMENT ON FUNCTION queue_events(regclass, bigint, bigint, timestamptz, timestamptz) IS
+    'Judges the events of p_source (mining_events, or a table of its first columns) numbered in (p_after, p_upto]; with p_after NULL, those timed in [p_from, p_to) and, unless p_upto is NULL too, unnumbered or numbered up to p_upto; into this session''s queue for fold_pending_shares(). Returns how many it queued.';
+REVOKE EXECUTE ON FUNCTION queue_events(regclass, bigint, bigint, timestamptz, timestamptz) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION fold_pending_shares()
 RETURNS bigint
@@ -141,6 +167,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 -- The queue has no statistics: a nested loop planned for a handful of rows
 -- would run over a million-row COPY.
 SET enable_nestloop = off
+-- Sorts of a batch stay in memory; compiling its expressions would cost more than running them.
+SET work_mem = '256MB' SET jit = off
 AS $$
 DECLARE
     v_require_hash boolean := coalesce((SELECT s.require_share_hash FROM lottery_settings s), false);
@@ -155,13 +183,13 @@ BEGIN
     IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
         RETURN 0::bigint;
     END IF;
-    -- Only a queue this function's owner made (open_share_queue) is folded: a
+    -- Only a queue this function's owner made (queue_events) is folded: a
     -- session's own table of that name, filled by hand, is not events.
     IF (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('pg_temp.lottery_share_queue'))
        <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
         RAISE SQLSTATE 'LTQ01' USING
-            MESSAGE = 'the share queue of this session was not made by the ingest trigger',
-            HINT = 'Drop the temporary table lottery_share_queue: the ingest trigger makes its own.';
+            MESSAGE = 'the share queue of this session was not made by the fold',
+            HINT = 'Drop the temporary table lottery_share_queue: the fold makes its own.';
     END IF;
     -- The week rows first: every fold takes them, so concurrent folds queue up
     -- here and never meet later in another order.
@@ -169,6 +197,7 @@ BEGIN
     SELECT q.week, count(*) FILTER (WHERE q.kind = 's'), count(*) FILTER (WHERE q.kind = 's' AND q.hash IS NULL),
            count(*) FILTER (WHERE q.kind = 'f')
     FROM pg_temp.lottery_share_queue q
+    WHERE q.week IS NOT NULL
     GROUP BY 1 ORDER BY 1
     ON CONFLICT (week_start) DO UPDATE SET
         accepted_shares = e.accepted_shares + excluded.accepted_shares,
@@ -176,7 +205,8 @@ BEGIN
         forged_shares = e.forged_shares + excluded.forged_shares;
     GET DIAGNOSTICS v_events = ROW_COUNT;
     IF v_events = 0 THEN
-        RETURN 0::bigint;  -- an empty queue (folded already)
+        DELETE FROM pg_temp.lottery_share_queue;  -- at most events that name no week
+        RETURN 0::bigint;
     END IF;
 
     -- The rare event types weekly-data needs, kept apart so that no request
@@ -276,20 +306,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION fold_pending_shares() IS
-    'Folds this session''s queued events into every aggregate (see 22_share_fold.sql) and empties the queue; returns the number of weeks touched (0 when nothing was queued). Runs by itself at commit; rebuild_share_aggregates() calls it between batches.';
-
-CREATE OR REPLACE FUNCTION fold_shares_at_commit()
-RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-BEGIN
-    PERFORM fold_pending_shares();
-    PERFORM set_config('lottery.fold_queued', '', true);  -- the next event queues a fold again
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION fold_shares_at_commit() IS
-    'Deferred constraint trigger on the session''s share queue: runs fold_pending_shares() at commit, once per fold.';
+    'Folds this session''s queue (queue_events) into every aggregate and empties it; returns the number of weeks touched (0 when nothing was queued). fold_events() and rebuild_share_aggregates() call it.';
 
 CREATE OR REPLACE FUNCTION mining_events_is_hypertable()
 RETURNS boolean
@@ -308,23 +325,155 @@ $$;
 COMMENT ON FUNCTION mining_events_is_hypertable() IS
     'Whether mining_events is a TimescaleDB hypertable (then partition upkeep leaves it to TimescaleDB).';
 
--- The same row trigger on every kind of mining_events, and on share_replay.
-CREATE OR REPLACE TRIGGER aggregate_shares
-    AFTER INSERT ON mining_events
-    FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row();
-CREATE OR REPLACE TRIGGER aggregate_shares
-    AFTER INSERT ON share_replay
-    FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row();
 
-CREATE OR REPLACE FUNCTION fold_pending_events()
+CREATE OR REPLACE FUNCTION event_relations()
+RETURNS oid[]
+LANGUAGE sql STABLE
+AS $$
+    -- Partitions and TimescaleDB chunks alike hang below it in pg_inherits.
+    WITH RECURSIVE tree (relid) AS (
+        SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass('public.mining_events')
+        UNION ALL
+        SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.relid)
+    SELECT array_agg(relid) FROM tree
+$$;
+COMMENT ON FUNCTION event_relations() IS
+    'mining_events and every relation below it (partitions, TimescaleDB chunks): what a writer of events locks.';
+
+CREATE OR REPLACE FUNCTION wait_for_event_writers(p_timeout interval DEFAULT interval '30 seconds')
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    v_relations oid[] := event_relations();
+    v_deadline timestamptz := clock_timestamp() + p_timeout;
+    v_writers text[];
+    v_waited integer;
+BEGIN
+    -- Every writer that drew a number up to now holds RowExclusiveLock on an
+    -- event relation until its transaction ends (the lock comes before the
+    -- column default). Wait for exactly those transactions, not for the table:
+    -- writers that start meanwhile draw higher numbers and go on unhindered.
+    SELECT array_agg(DISTINCT l.virtualtransaction) INTO v_writers
+    FROM pg_locks l
+    WHERE l.locktype = 'relation' AND l.relation = ANY (v_relations) AND l.mode = 'RowExclusiveLock'
+      AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+      AND l.pid IS DISTINCT FROM pg_backend_pid();
+    v_waited := coalesce(array_length(v_writers, 1), 0);
+    WHILE v_writers IS NOT NULL LOOP
+        SELECT array_agg(DISTINCT l.virtualtransaction) INTO v_writers
+        FROM pg_locks l
+        WHERE l.locktype = 'relation' AND l.relation = ANY (v_relations) AND l.mode = 'RowExclusiveLock'
+          AND l.virtualtransaction = ANY (v_writers);
+        EXIT WHEN v_writers IS NULL;
+        IF clock_timestamp() > v_deadline THEN
+            RAISE SQLSTATE 'LTF01' USING
+                MESSAGE = format('a writer of mining_events has kept its transaction open for over %s (%s)',
+                                 p_timeout, array_to_string(v_writers, ', ')),
+                HINT = 'Its events cannot be folded before it commits or rolls back: see pg_stat_activity (state "idle in transaction") for that virtual transaction.';
+        END IF;
+        PERFORM pg_sleep(0.002);
+    END LOOP;
+    RETURN v_waited;
+END
+$$;
+COMMENT ON FUNCTION wait_for_event_writers(interval) IS
+    'Waits until every transaction that was writing mining_events when called has ended (new writers are not waited for); returns how many it waited for. Raises LTF01 when one stays open longer than p_timeout.';
+REVOKE EXECUTE ON FUNCTION wait_for_event_writers(interval) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION fold_events(p_limit bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_read_at timestamptz := clock_timestamp();
+    -- The highest number handed out so far (NULL before the first event).
+    v_drawn bigint := (SELECT s.last_value FROM mining_events_seq s WHERE s.is_called);
+    v_from bigint;
+    v_upto bigint;
+    v_events bigint := 0;
+    v_malformed bigint := 0;
 BEGIN
-    -- Events fold at their own commit: what this session queued is all that can be pending.
-    RETURN fold_pending_shares();
+    IF v_drawn IS NULL THEN
+        RETURN 0::bigint;
+    END IF;
+    PERFORM wait_for_event_writers();  -- now every event numbered up to v_drawn is committed or gone
+    -- One folder at a time: a second waits here, then finds the watermark moved.
+    SELECT f.folded_upto INTO v_from FROM event_fold f FOR UPDATE;
+    v_upto := greatest(v_from, least(v_drawn, v_from + p_limit));
+    IF v_upto > v_from THEN
+        v_events := queue_events('mining_events'::regclass, v_from, v_upto);
+        SELECT count(*) INTO v_malformed FROM pg_temp.lottery_share_queue q WHERE q.kind = 'x';
+        PERFORM fold_pending_shares();
+    END IF;
+    -- folded_at: everything written before it is folded, when this fold reached
+    -- the last number handed out (a batch cut short by p_limit leaves it).
+    UPDATE event_fold SET
+        folded_upto = v_upto,
+        folded_at = CASE WHEN v_upto = v_drawn THEN v_read_at ELSE folded_at END,
+        events_folded = events_folded + v_events,
+        malformed = malformed + v_malformed
+    WHERE singleton;
+    RETURN v_events;
 END
 $$;
+COMMENT ON FUNCTION fold_events(bigint) IS
+    'One fold: waits for the writers that could still commit an event numbered up to the sequence''s last value, then judges and folds the events above the watermark (at most p_limit of their numbers; all with NULL) and moves the watermark, in this transaction. Returns the number of events folded.';
+REVOKE EXECUTE ON FUNCTION fold_events(bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION fold_pending_events()
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$ SELECT fold_events(NULL) $$;
 COMMENT ON FUNCTION fold_pending_events() IS
-    'Folds every event committed before the call into the aggregates and returns how many it folded (0 when nothing was pending). Safe beside ingest and the background fold. `lottery fold` calls it.';
+    'Folds every event committed before the call (and this transaction''s own) into the aggregates and returns how many it folded (0 when nothing was pending). Safe beside ingest and the background fold. `lottery fold` calls it; so does every draw.';
 GRANT EXECUTE ON FUNCTION fold_pending_events() TO lottery_ingest;
+
+CREATE OR REPLACE PROCEDURE fold_events_for(p_seconds integer DEFAULT 55, p_batch integer DEFAULT 100000,
+                                            p_idle_ms integer DEFAULT 200)
+LANGUAGE plpgsql
+-- Not SECURITY DEFINER and no SET clause: either forbids the COMMITs below.
+-- pg_cron runs it as the owner; names are qualified.
+AS $$
+DECLARE
+    v_until timestamptz := clock_timestamp() + make_interval(secs => p_seconds);
+    v_folded bigint;
+BEGIN
+    -- One loop at a time: pg_cron starts one a minute, and one may still be at work.
+    IF NOT pg_try_advisory_lock(hashtext('lottery-fold')) THEN
+        RETURN;
+    END IF;
+    LOOP
+        v_folded := public.fold_events(p_batch);
+        COMMIT;
+        EXIT WHEN clock_timestamp() >= v_until;
+        IF v_folded = 0 THEN
+            PERFORM pg_sleep(p_idle_ms / 1000.0);
+        END IF;
+    END LOOP;
+    PERFORM pg_advisory_unlock(hashtext('lottery-fold'));
+END
+$$;
+COMMENT ON PROCEDURE fold_events_for(integer, integer, integer) IS
+    'The background fold (pg_cron job lottery-fold, every minute): folds batches of at most p_batch event numbers, committing after each, for p_seconds; sleeps p_idle_ms when nothing was pending. A second loop started while one runs returns at once. Needs a non-atomic CALL (autocommit, as pg_cron runs it).';
+REVOKE EXECUTE ON PROCEDURE fold_events_for(integer, integer, integer) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION event_fold_lag()
+RETURNS TABLE (events bigint, seconds double precision, folded_upto bigint, folded_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+    -- Events: numbers handed out above the watermark (an upper bound: aborted
+    -- writers leave gaps). Seconds: how long ago the fold last had everything
+    -- written before it, while events are pending: the oldest pending event is
+    -- at most that old. 0 and 0 when nothing is pending.
+    SELECT p.pending, CASE WHEN p.pending > 0
+                           THEN coalesce(extract(epoch FROM clock_timestamp() - f.folded_at)::double precision, 0)
+                           ELSE 0 END,
+           f.folded_upto, f.folded_at
+    FROM event_fold f
+    CROSS JOIN LATERAL (SELECT greatest(coalesce((SELECT s.last_value FROM mining_events_seq s WHERE s.is_called), 0)
+                                        - f.folded_upto, 0) AS pending) AS p
+$$;
+COMMENT ON FUNCTION event_fold_lag() IS
+    'How far the background fold is behind: events numbered above its watermark (an upper bound), and how many seconds old the oldest of them can be (0 and 0 when none is pending). /metrics and lottery status read it.';
+GRANT EXECUTE ON FUNCTION event_fold_lag() TO lottery_web, lottery_bi;

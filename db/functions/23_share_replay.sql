@@ -1,7 +1,8 @@
 -- Rebuilding the aggregates from raw events: repairs, and adopting a
 -- mining_events that already held events when this project was installed.
--- Raw events are replayed through share_replay, whose row trigger is the
--- very one mining_events has, and folded day by day.
+-- Raw events are judged by queue_events, as the background fold judges them,
+-- and folded day by day, while the fold waits: only events at or below its
+-- watermark are replayed, so none is counted twice.
 
 CREATE OR REPLACE FUNCTION rebuild_share_aggregates(p_from date DEFAULT NULL, p_to date DEFAULT NULL)
 RETURNS bigint
@@ -23,11 +24,15 @@ DECLARE
     v_batch bigint;
     v_users text[] := '{}'::text[];
     v_gone text[];
+    v_upto bigint;
 BEGIN
     IF v_first IS NULL THEN
         RETURN 0::bigint;  -- no events at all
     END IF;
-    PERFORM fold_pending_shares();  -- what this transaction queued before, on its own
+    -- Everything committed so far folded, then the fold held still until this
+    -- commits: the replay takes the events up to the watermark, the fold the rest.
+    PERFORM fold_pending_events();
+    SELECT f.folded_upto INTO v_upto FROM event_fold f FOR UPDATE;
     -- Whole weeks, one day per fold: the fold's sort stays small.
     FOR v_week IN SELECT generate_series(v_from, v_to, interval '7 days')::date LOOP
         -- Its raw events were dropped (drop_expired_event_partitions): a replay
@@ -45,13 +50,10 @@ BEGIN
         WHERE ts >= lottery_week_start_ts(v_week) AND ts < lottery_week_start_ts(v_week + 7);  -- UTC days, whatever the session zone
         UPDATE event_weeks SET accepted_shares = 0, unverified_shares = 0, forged_shares = 0 WHERE week_start = v_week;
         FOR d IN 0..6 LOOP
-            INSERT INTO share_replay (ts, event_type, payload)
-            SELECT ts, event_type, payload FROM mining_events
-            WHERE ts >= lottery_week_start_ts(v_week + d) AND ts < lottery_week_start_ts(v_week + d + 1);
-            GET DIAGNOSTICS v_batch = ROW_COUNT;
+            v_batch := queue_events('mining_events'::regclass, NULL, v_upto,
+                                    lottery_week_start_ts(v_week + d), lottery_week_start_ts(v_week + d + 1));
             v_events := v_events + v_batch;
             PERFORM fold_pending_shares();
-            TRUNCATE share_replay;
         END LOOP;
     END LOOP;
     -- Users whose best of all time lay in a rebuilt week: their best of the weeks there are now.
@@ -79,11 +81,12 @@ DECLARE
     v_batch bigint;
 BEGIN
     -- Events that arrived while an upgrade swapped the ingest trigger (migration 0007).
-    INSERT INTO share_replay SELECT * FROM share_upgrade_backlog;
-    GET DIAGNOSTICS v_events = ROW_COUNT;
-    IF v_events > 0 THEN
-        PERFORM fold_pending_shares();
-        TRUNCATE share_replay, share_upgrade_backlog;
+    IF to_regclass('public.share_upgrade_backlog') IS NOT NULL THEN
+        v_events := queue_events('share_upgrade_backlog'::regclass, NULL, NULL, '-infinity', 'infinity');
+        IF v_events > 0 THEN
+            PERFORM fold_pending_shares();
+            TRUNCATE share_upgrade_backlog;
+        END IF;
     END IF;
     -- event_weeks gets a row for every week that saw an event, so events with
     -- no week recorded mean the aggregates were never built from them.
@@ -91,22 +94,24 @@ BEGIN
         RETURN v_events + rebuild_share_aggregates();
     END IF;
     -- Aggregates built before network changes and found blocks were kept apart
-    -- (migration 0004): replay those two rare event types once. Both reads go
+    -- (migration 0004): judge those two rare event types once. Both reads go
     -- through partial indexes on mining_events.
     IF NOT EXISTS (SELECT FROM network_difficulty_changes) AND NOT EXISTS (SELECT FROM blocks_found) THEN
-        INSERT INTO share_replay (ts, event_type, payload)
-        SELECT ts, event_type, payload FROM mining_events WHERE event_type = 'new_block_network'
+        CREATE TEMP TABLE lottery_rare_events ON COMMIT DROP AS
+        SELECT ts, event_type, payload FROM mining_events
+        WHERE event_type = 'new_block_network' AND (seq IS NULL OR seq <= (SELECT folded_upto FROM event_fold))
         UNION ALL
-        SELECT ts, event_type, payload FROM mining_events WHERE event_type = 'block_found';
-        GET DIAGNOSTICS v_batch = ROW_COUNT;
+        SELECT ts, event_type, payload FROM mining_events
+        WHERE event_type = 'block_found' AND (seq IS NULL OR seq <= (SELECT folded_upto FROM event_fold));
+        v_batch := queue_events('pg_temp.lottery_rare_events'::regclass, NULL, NULL, '-infinity', 'infinity');
         IF v_batch > 0 THEN
             PERFORM fold_pending_shares();
-            TRUNCATE share_replay;
         END IF;
+        DROP TABLE pg_temp.lottery_rare_events;
         v_events := v_events + v_batch;
     END IF;
     RETURN v_events;
 END
 $$;
 COMMENT ON FUNCTION adopt_existing_events() IS
-    'Run by every apply: folds the events an upgrade held back (share_upgrade_backlog), and when mining_events holds events that never passed the ingest trigger (a pre-existing table), builds the aggregates from them. Returns the number of events replayed (0 when nothing to do).';
+    'Run by every apply: folds the events an upgrade held back (share_upgrade_backlog), and when mining_events holds events that were never folded (a pre-existing table), builds the aggregates from them. Returns the number of events replayed (0 when nothing to do).';

@@ -108,6 +108,7 @@ DECLARE
     v_name text;
     v_drawn boolean;
     v_empty boolean;
+    v_pending boolean;
 BEGIN
     PERFORM check_week(lottery_week_at(p_now));
     IF v_retention IS NULL
@@ -132,6 +133,10 @@ BEGIN
         -- partition loses nothing (a week without events is never drawn).
         v_drawn := EXISTS (SELECT FROM lottery_draws d
                            WHERE d.week_start = lottery_week_start_ts(v_weeks[i]) AND d.status = 'completed');
+        -- Late events the fold has not reached yet stay until it has.
+        EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE seq > $1)', v_name)
+            INTO v_pending USING (SELECT f.folded_upto FROM event_fold f);
+        CONTINUE WHEN v_pending;
         IF NOT v_drawn THEN
             EXECUTE format('SELECT NOT EXISTS (SELECT FROM %s)', v_name) INTO v_empty;
             CONTINUE WHEN NOT v_empty;

@@ -104,6 +104,86 @@ COMMENT ON FUNCTION rank_page(date, bigint, bigint, integer, bigint) IS
     'Ranks p_offset + 1 .. p_offset + p_limit of the week p_week (a Monday) in the draw''s exact order, live from the aggregates: the rank counters find where rank p_offset + 1 lies (or the caller gives a start: a rank bucket and how many rank above it), the rank index (ranked_week) is read from there. Empty past the last participant. Exact as of the last commit.';
 REVOKE EXECUTE ON FUNCTION rank_page(date, bigint, bigint, integer, bigint) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION network_difficulty_at(p_at timestamptz)
+RETURNS double precision
+LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(
+        (SELECT n.difficulty FROM network_difficulty_changes n WHERE n.ts <= p_at ORDER BY n.ts DESC LIMIT 1),
+        86388558925171)
+$$;
+COMMENT ON FUNCTION network_difficulty_at(timestamptz) IS
+    'The network difficulty of the latest valid new_block_network event at or before p_at; 86388558925171 when none is known.';
+REVOKE EXECUTE ON FUNCTION network_difficulty_at(timestamptz) FROM PUBLIC, lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION user_found_block(p_user_id text, p_week_start date)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT EXISTS (SELECT FROM blocks_found b
+                   WHERE b.user_id = p_user_id AND b.week_start = lottery_week(p_week_start))
+$$;
+COMMENT ON FUNCTION user_found_block(text, date) IS
+    'Whether a block_found event names this user in the week of p_week_start.';
+REVOKE EXECUTE ON FUNCTION user_found_block(text, date) FROM PUBLIC, lottery_web, lottery_bi;
+
+CREATE OR REPLACE FUNCTION own_week_figures(p_user_id text, p_week date)
+RETURNS TABLE (best_difficulty double precision, best_at timestamptz, best_hash text, share_count bigint,
+               day_best double precision[], day_shares integer[], rank_bucket integer, folded boolean,
+               found_block boolean)
+LANGUAGE sql STABLE
+AS $$
+    -- A user's own figures of a week as of this statement's snapshot: the folded
+    -- participant-week row plus the user's events above the fold's watermark,
+    -- judged as the fold judges them (judge_event) and combined as the fold
+    -- combines them (share_beats, greatest_each, add_each). The watermark and
+    -- the aggregates are read in one snapshot, and the fold moves both in one
+    -- transaction: no event is missed or counted twice. Exactly one row; NULL
+    -- figures without shares.
+    WITH tail AS (
+        SELECT j.kind, j.dow, e.ts, j.hash,
+               CASE WHEN j.hash IS NULL AND (SELECT s.require_share_hash FROM lottery_settings s) THEN 0
+                    ELSE j.diff END AS diff
+        FROM mining_events e
+        CROSS JOIN LATERAL judge_event(e.ts, e.event_type, e.payload) AS j
+        WHERE e.payload->>'user' = p_user_id
+          AND e.seq > (SELECT f.folded_upto FROM event_fold f)
+          AND e.ts >= lottery_week_start_ts(p_week) AND e.ts < lottery_week_start_ts(p_week + 7)
+          AND j.user_id = p_user_id AND j.kind IN ('s', 'b')
+    ), best AS (
+        SELECT t.diff, t.ts, t.hash FROM tail t WHERE t.kind = 's' ORDER BY t.diff DESC, t.ts, t.hash LIMIT 1
+    ), days AS (
+        SELECT count(*) FILTER (WHERE t.kind = 's') AS shares,
+               ARRAY(SELECT coalesce(max(t2.diff) FILTER (WHERE t2.kind = 's'), 0) FROM generate_series(1, 7) d
+                     LEFT JOIN tail t2 ON t2.dow = d GROUP BY d ORDER BY d) AS day_best,
+               ARRAY(SELECT (count(*) FILTER (WHERE t2.kind = 's'))::integer FROM generate_series(1, 7) d
+                     LEFT JOIN tail t2 ON t2.dow = d GROUP BY d ORDER BY d) AS day_shares,
+               bool_or(t.kind = 'b') AS found_block
+        FROM tail t
+    ), combined AS (
+        SELECT CASE WHEN w.user_id IS NULL OR share_beats(b.diff, b.ts, w.best_difficulty, w.best_at)
+                    THEN b.diff ELSE w.best_difficulty END AS best_difficulty,
+               CASE WHEN w.user_id IS NULL OR share_beats(b.diff, b.ts, w.best_difficulty, w.best_at)
+                    THEN b.ts ELSE w.best_at END AS best_at,
+               CASE WHEN w.user_id IS NULL OR share_beats(b.diff, b.ts, w.best_difficulty, w.best_at)
+                    THEN b.hash ELSE w.best_hash END AS best_hash,
+               coalesce(w.share_count, 0) + d.shares AS share_count,
+               greatest_each(coalesce(w.day_best, '{0,0,0,0,0,0,0}'), d.day_best) AS day_best,
+               add_each(coalesce(w.day_shares, '{0,0,0,0,0,0,0}'), d.day_shares) AS day_shares,
+               w.user_id IS NOT NULL AS folded,
+               coalesce(d.found_block, false) OR user_found_block(p_user_id, p_week) AS found_block
+        FROM days d
+        LEFT JOIN best b ON true
+        LEFT JOIN share_weekly_best w ON w.week_start = p_week AND w.user_id = p_user_id
+    )
+    SELECT c.best_difficulty, c.best_at, c.best_hash, CASE WHEN c.best_at IS NULL THEN NULL ELSE c.share_count END,
+           c.day_best, c.day_shares, rank_bucket_of(c.best_difficulty), c.folded, c.found_block
+    FROM combined c
+$$;
+COMMENT ON FUNCTION own_week_figures(text, date) IS
+    'A user''s own figures of the week p_week (a Monday), exact as of this statement: best share (difficulty, when first reached, hash), share count, seven daily bests and counts, its rank bucket, whether the fold has the user''s row yet, and whether the user found a block; the folded participant-week row plus the user''s events the fold has not reached. One row; NULL figures without shares.';
+REVOKE EXECUTE ON FUNCTION own_week_figures(text, date) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION live_position(p_user_id text, p_week date)
 RETURNS TABLE (rank bigint, participants bigint, rank_bucket integer, above bigint)
 LANGUAGE sql STABLE
@@ -111,13 +191,18 @@ AS $$
     -- Participants ahead are summed, not counted row by row: whole groups of
     -- buckets above the user's group (a few hundred rows at a million
     -- participants), whole buckets above the user's inside its group (at most
-    -- 127), then the user's place inside its own bucket in the draw's order.
-    SELECT CASE WHEN me.user_id IS NULL THEN 0::bigint ELSE
-               a.above + (SELECT r.rank FROM ranked_week(p_week, me.rank_bucket) r WHERE r.user_id = me.user_id)
+    -- 127), then the participants of the user's own bucket ranked before the
+    -- user. The user stands where their own figures put them (own_week_figures:
+    -- folded or not), the others as folded.
+    SELECT CASE WHEN me.best_at IS NULL THEN 0::bigint ELSE
+               a.above + 1 + (SELECT count(*) FROM share_weekly_best b
+                              WHERE b.week_start = p_week AND b.rank_bucket = me.rank_bucket
+                                AND b.user_id <> p_user_id
+                                AND ranked_before(b.best_difficulty, b.best_at, b.user_id,
+                                                  me.best_difficulty, me.best_at, p_user_id))
            END,
-           g.total, me.rank_bucket, a.above
-    FROM (SELECT) AS one
-    LEFT JOIN share_weekly_best me ON me.week_start = p_week AND me.user_id = p_user_id
+           g.total + (me.best_at IS NOT NULL AND NOT me.folded)::integer, me.rank_bucket, a.above
+    FROM own_week_figures(p_user_id, p_week) AS me
     CROSS JOIN LATERAL (
         SELECT coalesce(sum(x.participants), 0)::bigint AS total,
                coalesce(sum(x.participants) FILTER (WHERE x.bucket_group > rank_bucket_group(me.rank_bucket)), 0)::bigint
@@ -129,7 +214,7 @@ AS $$
           AND b.rank_bucket < (rank_bucket_group(me.rank_bucket) + 1) * 128) AS a
 $$;
 COMMENT ON FUNCTION live_position(text, date) IS
-    'Where a user stands in the week p_week (a Monday), live, in the draw''s exact order: rank (0 without shares), participants so far, the user''s rank bucket and how many participants rank above that bucket (a start for rank_page). Exact as of the last commit.';
+    'Where a user stands in the week p_week (a Monday), live, in the draw''s exact order: rank (0 without shares), participants so far, the user''s rank bucket and how many participants rank above that bucket (a start for rank_page). The user''s own shares count as of this statement (own_week_figures); others'' as of the last fold.';
 REVOKE EXECUTE ON FUNCTION live_position(text, date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION live_rank(p_user_id text, p_week date)
@@ -137,7 +222,7 @@ RETURNS TABLE (rank bigint, participants bigint)
 LANGUAGE sql STABLE
 AS $$ SELECT p.rank, p.participants FROM live_position(p_user_id, p_week) AS p $$;
 COMMENT ON FUNCTION live_rank(text, date) IS
-    'Provisional rank of a user in the week p_week (a Monday) in the draw''s exact order, and the number of participants so far (live_position); rank 0 without shares. Exact as of the last commit.';
+    'Provisional rank of a user in the week p_week (a Monday) in the draw''s exact order, and the number of participants so far (live_position); rank 0 without shares. The user''s own shares as of this statement, others'' as of the last fold.';
 REVOKE EXECUTE ON FUNCTION live_rank(text, date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION week_rank(p_user_id text, p_week date)
@@ -176,26 +261,3 @@ $$;
 COMMENT ON FUNCTION get_live_rank(text, date, timestamptz) IS
     'Provisional rank of a user in a week (default: the open week) in the draw''s exact order, and the number of participants so far. Rank 0 without shares.';
 GRANT EXECUTE ON FUNCTION get_live_rank(text, date, timestamptz) TO lottery_web, lottery_bi;
-
-CREATE OR REPLACE FUNCTION network_difficulty_at(p_at timestamptz)
-RETURNS double precision
-LANGUAGE sql STABLE
-AS $$
-    SELECT coalesce(
-        (SELECT n.difficulty FROM network_difficulty_changes n WHERE n.ts <= p_at ORDER BY n.ts DESC LIMIT 1),
-        86388558925171)
-$$;
-COMMENT ON FUNCTION network_difficulty_at(timestamptz) IS
-    'The network difficulty of the latest valid new_block_network event at or before p_at; 86388558925171 when none is known.';
-REVOKE EXECUTE ON FUNCTION network_difficulty_at(timestamptz) FROM PUBLIC, lottery_web, lottery_bi;
-
-CREATE OR REPLACE FUNCTION user_found_block(p_user_id text, p_week_start date)
-RETURNS boolean
-LANGUAGE sql STABLE
-AS $$
-    SELECT EXISTS (SELECT FROM blocks_found b
-                   WHERE b.user_id = p_user_id AND b.week_start = lottery_week(p_week_start))
-$$;
-COMMENT ON FUNCTION user_found_block(text, date) IS
-    'Whether a block_found event names this user in the week of p_week_start.';
-REVOKE EXECUTE ON FUNCTION user_found_block(text, date) FROM PUBLIC, lottery_web, lottery_bi;

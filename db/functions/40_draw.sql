@@ -72,8 +72,8 @@ DECLARE
     v_unverified integer;
     v_clock timestamptz := clock_timestamp();  -- now() is the transaction's start, not the draw's
 BEGIN
-    -- What this transaction queued itself is part of the week too.
-    PERFORM fold_pending_shares();
+    -- Every event committed before the draw started (and this transaction's own) counts.
+    PERFORM fold_pending_events();
 
     IF v_end > v_now THEN
         RAISE SQLSTATE 'LTW01' USING

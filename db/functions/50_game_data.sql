@@ -31,9 +31,10 @@ DECLARE
     v_user text := check_user_id(p_user_id);
     v_data json;
 BEGIN
-    -- One statement (its plan is cached for the session): the user's one
-    -- participant-week row, the final or live rank, the network difficulty at
-    -- the end of the week (now, for the open week) and found blocks.
+    -- One statement, so one snapshot (its plan is cached for the session): the
+    -- user's own figures (own_week_figures: folded, plus what the fold has not
+    -- reached), the final or live rank, the network difficulty at the end of
+    -- the week (now, for the open week) and found blocks.
     SELECT json_build_object(
         'weekStart', iso_utc(lottery_week_start_ts(v_week)),
         'weekEnd', iso_utc(week_end_shown(v_week)),
@@ -41,14 +42,13 @@ BEGIN
         'bestHash', coalesce(w.best_hash, ''),
         'networkDifficulty', n.difficulty,
         'progressRatio', get_progress_ratio(coalesce(w.best_difficulty, 0), n.difficulty),
-        'dailyBestDiffs', coalesce(w.day_best, '{0, 0, 0, 0, 0, 0, 0}'),
+        'dailyBestDiffs', w.day_best,
         'totalShares', coalesce(w.share_count, 0),
         'weeklyRank', r.rank,
         'percentile', lottery_percentile(r.rank, r.participants),
-        'blockFound', user_found_block(v_user, v_week))
+        'blockFound', w.found_block)
     INTO v_data
-    FROM (SELECT) AS one
-    LEFT JOIN share_weekly_best w ON w.week_start = v_week AND w.user_id = v_user
+    FROM own_week_figures(v_user, v_week) AS w
     CROSS JOIN LATERAL week_rank(v_user, v_week) AS r
     CROSS JOIN LATERAL (SELECT network_difficulty_at(
                             least(lottery_week_start_ts(v_week + 7) - interval '1 microsecond', v_now))

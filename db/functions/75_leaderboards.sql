@@ -137,9 +137,10 @@ BEGIN
                 b.share_count AS total_shares, 0 AS xp_awarded,
                 (SELECT g.game_type FROM last_games(w.week) AS g WHERE g.user_id = p_user_id) AS game_played
          FROM (VALUES (v_open), (v_open - 7)) AS w (week)
-         JOIN share_weekly_best b ON b.week_start = w.week AND b.user_id = p_user_id
+         CROSS JOIN LATERAL own_week_figures(p_user_id, w.week) AS b
          CROSS JOIN LATERAL live_rank(p_user_id, w.week) AS l
-         WHERE NOT EXISTS (SELECT FROM lottery_draws d
+         WHERE b.best_at IS NOT NULL
+           AND NOT EXISTS (SELECT FROM lottery_draws d
                            WHERE d.week_start = lottery_week_start_ts(w.week) AND d.status = 'completed')
          UNION ALL
          SELECT lottery_week_at(d.week_start), true, r.rank, d.total_participants, r.best_difficulty, r.best_hash,
@@ -196,15 +197,28 @@ DECLARE
     v_bests  jsonb;
 BEGIN
     PERFORM check_user_id(p_user_id);
-    -- Four index lookups: two participant-weeks, the best of all time, and the
-    -- first entry of the user's results by rank (the earliest week on a tie).
+    -- Two participant-weeks as the user's own figures (own_week_figures: folded,
+    -- plus what the fold has not reached), the best of all time (folded, or one
+    -- of those two when better), and the first entry of the user's results by
+    -- rank (the earliest week on a tie).
+    WITH own AS (
+        SELECT w.week, o.best_difficulty, o.best_hash, o.best_at
+        FROM (VALUES (v_open), (v_open - 7)) AS w (week)
+        CROSS JOIN LATERAL own_week_figures(p_user_id, w.week) AS o
+        WHERE o.best_at IS NOT NULL
+    ), all_time AS (
+        SELECT a.week_start AS week, a.best_difficulty, a.best_hash, a.best_at
+        FROM share_user_best a WHERE a.user_id = p_user_id
+        UNION ALL
+        SELECT * FROM own
+    )
     SELECT jsonb_build_object(
-        'thisWeek', (SELECT personal_best_json(w.week_start, w.best_difficulty, w.best_hash, w.best_at)
-                     FROM share_weekly_best w WHERE w.week_start = v_open AND w.user_id = p_user_id),
-        'lastWeek', (SELECT personal_best_json(w.week_start, w.best_difficulty, w.best_hash, w.best_at)
-                     FROM share_weekly_best w WHERE w.week_start = v_open - 7 AND w.user_id = p_user_id),
-        'allTime', (SELECT personal_best_json(a.week_start, a.best_difficulty, a.best_hash, a.best_at)
-                    FROM share_user_best a WHERE a.user_id = p_user_id),
+        'thisWeek', (SELECT personal_best_json(o.week, o.best_difficulty, o.best_hash, o.best_at)
+                     FROM own o WHERE o.week = v_open),
+        'lastWeek', (SELECT personal_best_json(o.week, o.best_difficulty, o.best_hash, o.best_at)
+                     FROM own o WHERE o.week = v_open - 7),
+        'allTime', (SELECT personal_best_json(a.week, a.best_difficulty, a.best_hash, a.best_at)
+                    FROM all_time a ORDER BY a.best_difficulty DESC, a.best_at LIMIT 1),
         'bestRank', (SELECT jsonb_build_object(
                                 'rank', r.rank,
                                 'weekStart', iso_utc(d.week_start),

@@ -61,6 +61,8 @@ class Shares:
             "VALUES (lottery_week_start_ts(%s) + make_interval(days => %s, secs => %s), 'share_submitted', %s)",
             (self.week(weeks_ago), day, second, json.dumps(payload)))
         self.conn.commit()
+        self.conn.execute("SELECT fold_pending_events()")  # as the background fold would, a moment later
+        self.conn.commit()
         return hash_hex
 
     def draw(self, weeks_ago: int = 1) -> None:
