@@ -185,6 +185,11 @@ class DatabaseFigures(Collector):
         yield _gauge("lottery_draws_due", "Closed weeks with events and no completed draw", due.get("weeks", 0))
         yield _gauge("lottery_draw_overdue_seconds", "Seconds since the oldest undrawn closed week became "
                      "drawable (0 when none)", due.get("overdueSeconds", 0))
+        fold = r.get("fold") or {}
+        yield _gauge("lottery_fold_lag_seconds", "How old the oldest event the background fold has not reached "
+                     "can be (0 when none is pending)", fold.get("lagSeconds", 0))
+        yield _gauge("lottery_fold_lag_events", "Events numbered above the background fold's watermark",
+                     fold.get("lagEvents", 0))
         job_families = {
             "lottery_cron_job_running": ("1 while the job's last run has not ended", lambda j: j["status"] == "running"),
             "lottery_cron_job_last_run_failed": ("1 when the job's last run failed", lambda j: j["status"] == "failed"),

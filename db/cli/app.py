@@ -9,6 +9,7 @@ import click
 from db.cli.common import database_url_option
 from db.cli.demo import demo_command
 from db.cli.draws import draw_command, status_command
+from db.cli.fold import fold_command
 from db.cli.ingest import ingest_command
 from db.cli.tokens import token_command, welcome_command
 
@@ -37,7 +38,8 @@ def lottery() -> None:
     """
 
 
-for command in (draw_command, status_command, ingest_command, demo_command, token_command, welcome_command):
+for command in (draw_command, status_command, fold_command, ingest_command, demo_command, token_command,
+                welcome_command):
     lottery.add_command(command)
 
 

@@ -133,6 +133,8 @@ def demo_command(miners: int, shares: int, week: str | None, also_open_week: boo
         check_hashes(data)
         try:
             load_demo(conn, data, batch_size, want_progress(progress))
+            conn.execute("SELECT fold_pending_events()")  # loaded and committed: folded now, for the summary
+            conn.commit()
             best = conn.execute(BEST_SQL, (target.monday,)).fetchone()
             conn.rollback()
         except psycopg.Error as exc:

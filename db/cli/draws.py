@@ -227,6 +227,7 @@ def status_command(check_only: bool, now: str | None) -> int:
             last = conn.execute(LAST_DRAW_SQL).fetchone()
             undrawn = conn.execute(UNDRAWN_SQL).fetchone()[0]
             stuck = conn.execute(STUCK_SQL).fetchall()
+            fold_events, fold_seconds = conn.execute("SELECT events, seconds FROM event_fold_lag()").fetchone()
         except psycopg.Error as exc:
             print_sql_error(exc)
             return 1
@@ -239,6 +240,8 @@ def status_command(check_only: bool, now: str | None) -> int:
         if leader:
             live += f"; leader {leader[0]} at {fmt_diff(leader[1])}"
         click.echo(live)
+        click.echo(f"fold:        {fmt_int(fold_events)} events pending, {fold_seconds:.1f} s behind"
+                   + ("" if fold_seconds <= 10 else " (is the lottery-fold job running? `lottery fold` folds now)"))
         if last:
             click.echo(f"last draw:   week {week_label(last[0], last[1])}: {last[2]:,} participants, "
                        f"{last[3]:,} shares, drawn {fmt_ts(last[4])}")

@@ -216,6 +216,9 @@ def ingest_command(file: str, batch_size: int, single_transaction: bool, start_l
         if stream is not sys.stdin.buffer:
             stream.close()
     stats.add(staged.stats)
+    # Committed: fold it now, not a second or two later, so the figures are there when this returns.
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SELECT fold_pending_events()")
     elapsed = time.perf_counter() - started
     report_malformed(stats)
     click.echo(stats.summary())

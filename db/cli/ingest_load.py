@@ -40,7 +40,7 @@ SOURCE_COLUMN_SQL = """
     WHERE a.attrelid = 'mining_events'::regclass AND a.attname = 'source' AND NOT a.attisdropped
       AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
 """
-# One statement per batch; the batch folds into the aggregates when it commits.
+# One statement per batch; the background fold (or the command, at its end) folds it after commit.
 LOAD_SQL = """
     INSERT INTO mining_events (ts, event_type, payload{target})
     SELECT ts, event_type, payload{value} FROM ingest_staging

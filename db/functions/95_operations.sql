@@ -111,8 +111,16 @@ BEGIN
                (SELECT weeks_ahead FROM event_partition_policy) AS weeks_ahead,
                (SELECT array_agg(x ORDER BY x) FROM clock c, unnest(ARRAY[c.open_week, c.open_week + 7]) AS x
                 WHERE NOT EXISTS (SELECT FROM mining_events_partitions p WHERE p.week_start = x)) AS missing
+    ), fold AS (
+        SELECT l.events, l.seconds, l.folded_upto, l.folded_at FROM event_fold_lag() l
     ), findings AS (
-        SELECT 'critical' AS severity, 'draw_overdue' AS code, d.oldest::text AS subject,
+        SELECT CASE WHEN l.seconds > 60 THEN 'critical' ELSE 'warning' END AS severity, 'fold_behind' AS code,
+               'mining_events'::text AS subject,
+               format('the background fold is %s s and up to %s events behind: is the lottery-fold job running? (SELECT * FROM event_fold_lag(); `lottery fold` folds now)',
+                      round(l.seconds::numeric, 1), l.events) AS message
+        FROM fold l WHERE l.seconds > 10
+        UNION ALL
+        SELECT 'critical', 'draw_overdue', d.oldest::text,
                format('the week of %s closed %s ago and has no draw (%s week(s) due): run `lottery draw --due`',
                       d.oldest, date_trunc('second', d.overdue), d.weeks) AS message
         FROM due d WHERE d.overdue > interval '2 hours'
@@ -168,6 +176,9 @@ BEGIN
                              'runs', j.runs, 'failures', j.failures,
                              'sqlstate', j.sqlstate, 'message', j.message) ORDER BY j.job), '[]'::jsonb)
                  FROM scheduled_job_runs j),
+        'fold', (SELECT jsonb_build_object('lagEvents', l.events, 'lagSeconds', l.seconds,
+                                           'foldedUpto', l.folded_upto, 'foldedAt', iso_utc_precise(l.folded_at))
+                 FROM fold l),
         'partitions', (SELECT jsonb_build_object(
                            'partitioned', coalesce(v.partitioned, false),
                            'coveredUntil', iso_utc(v.covered_until), 'weeksAhead', v.weeks_ahead)
@@ -182,5 +193,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION lottery_operations(timestamptz) IS
-    'What an operator watches, as of p_now (the owner''s alone, see lottery_clock; /metrics and `lottery status --check` read it): weeks (the open week and the 7 before it: participants from the draw once drawn else the rank bucket groups, shares, unverifiedShares and forgedShares from event_weeks, rawEvents of the week''s partition from pg_stat_user_tables), lastDraw (week, drawnAt, durationSeconds, participants, shares, resultsDigest), due (closed weeks with events and no draw, overdueSeconds since the oldest closed), jobs (scheduled_job_runs), partitions, findings [{severity warning|critical, code, subject, message}] and status ok|warning|critical. Findings: draw_due (a due week over 15 min), draw_overdue (over 2 h, critical), job_failed (critical), job_stalled (running over 1 h), partition_job_late (no success in 26 h), partitions_behind (no partition for the open or next week, critical), draw_not_completed.';
+    'What an operator watches, as of p_now (the owner''s alone, see lottery_clock; /metrics and `lottery status --check` read it): weeks (the open week and the 7 before it: participants from the draw once drawn else the rank bucket groups, shares, unverifiedShares and forgedShares from event_weeks, rawEvents of the week''s partition from pg_stat_user_tables), lastDraw (week, drawnAt, durationSeconds, participants, shares, resultsDigest), due (closed weeks with events and no draw, overdueSeconds since the oldest closed), jobs (scheduled_job_runs), fold (the background fold's lag in events and seconds, event_fold_lag), partitions, findings [{severity warning|critical, code, subject, message}] and status ok|warning|critical. Findings: fold_behind (the fold over 10 s behind; over 60 s, critical), draw_due (a due week over 15 min), draw_overdue (over 2 h, critical), job_failed (critical), job_stalled (running over 1 h), partition_job_late (no success in 26 h), partitions_behind (no partition for the open or next week, critical), draw_not_completed.';
 GRANT EXECUTE ON FUNCTION lottery_operations(timestamptz) TO lottery_web;
