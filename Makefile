@@ -21,7 +21,7 @@ PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check post
 # of the README's examples (tests/test_readme.py runs them).
 BROWSER_PACKAGES := chromium chromium-driver curl
 
-.PHONY: help system-deps venv migrate db run stop psql test coverage bench bench-collector soak token clean
+.PHONY: help system-deps venv migrate db run stop psql test coverage bench bench-collector bench-fold soak token clean
 
 # Coverage gate (thresholds in tests/plpgsql_coverage.py): Python lines of web/ and db/
 # (pytest-cov), PL/pgSQL statements and branches (plpgsql_check's profiler), SQL
@@ -91,11 +91,14 @@ coverage: system-deps venv  ## the suite with coverage: one table, fails under 8
 	@echo "==> running the tests with coverage"
 	@$(PY) -m pytest --cov --cov-report=html:build/coverage-html --plpgsql-cov
 
-bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw, ingest (COPY and the collector's pattern), reads
+bench: system-deps venv  ## benchmarks (figures, not pass/fail): draw, ingest and the fold (COPY, the collector's pattern), reads
 	@$(PY) -m bench.run
 
 bench-collector: system-deps venv  ## the collector's write pattern alone (PARTICIPANTS=100000 SHARES=20000)
 	@$(PY) -m bench.collector --participants $(or $(PARTICIPANTS),100000) --shares $(or $(SHARES),20000)
+
+bench-fold: system-deps venv  ## the write path and the background fold alone (PARTICIPANTS=100000 SECONDS=60)
+	@$(PY) -m bench.fold --participants $(or $(PARTICIPANTS),100000) --sustain-seconds $(or $(SECONDS),60)
 
 soak: system-deps venv  ## 5 minutes of mixed load on loopback with a draw in the middle (SECONDS=300)
 	@$(PY) -m bench.soak --seconds $(or $(SECONDS),300)

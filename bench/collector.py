@@ -1,13 +1,13 @@
 """The platform collector's write pattern: executemany flushes of single-row INSERTs.
 
     python -m bench.collector [--participants 100000] [--shares 20000] [--batch 500]
-                              [--targets bare,project,row] [--hash both|with|without]
+                              [--targets bare,floor,project] [--hash both|with|without]
                               [--database-url URL] [--participant-shares 100] [--seed 1]
 
 The platform's event collector (CONTRACT section 10) buffers events and flushes
 them with an executemany of `INSERT INTO mining_events (ts, event_type, source,
-payload) VALUES (...)`, a few hundred statements of one row each per transaction,
-so the aggregate trigger fires once per share. This measures that pattern, as
+payload) VALUES (...)`, a few hundred statements of one row each per transaction:
+a statement trigger would fire once per share. This measures that pattern, as
 psycopg's executemany with a commit every --batch shares, for --shares shares of
 users drawn at random among the open week's --participants, in the collector's
 payload shape ({user, worker, client_id, diff, sdiff, accepted, reject_reason, ip})
@@ -18,14 +18,9 @@ with the hash ckpool logs and without it (what the collector sends today), into:
 * floor: another copy whose plain PL/pgSQL row trigger does one upsert per share
   into a (user, day) table holding every participant: the least upkeep that keeps
   a per-user figure exact at commit, through a row trigger;
-* project: mining_events as the project creates it;
-* row: mining_events with the row-trigger path forced, as a TimescaleDB
-  hypertable has it: the trigger aggregate_shares dropped and aggregate_shares_row
-  (FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row()) created. The
-  triggers are put back as they were afterwards, Ctrl-C included. Since the fold
-  at commit (db/functions/22_share_fold.sql) the project's own trigger is that
-  row trigger on every kind of mining_events, so the two figures differ by noise
-  alone; measuring both shows it if the two paths ever part again.
+* project: mining_events as the project creates it, each flush followed by
+  fold_pending_events(): the write and its catch-up (bench/fold.py measures the
+  writer beside a running background fold).
 
 The two payload variants go in turn, flush by flush, so that both meet the tables
 in the same state. Each figure is shares/s over all the flushes, commits
@@ -49,7 +44,6 @@ import json
 import random
 import sys
 import time
-from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -58,9 +52,9 @@ from bench.common import Progress, events_copy, log, own_cpu_seconds, print_tabl
 from bench.scale import generate_participants, participants
 from bench.shares import PARTICIPANT_POOL_DIFFICULTY, random_share, random_ts
 
-TARGETS = ("bare", "floor", "project", "row")
+TARGETS = ("bare", "floor", "project")
 TARGET_LABELS = {"bare": "bare copy", "floor": "floor (one upsert per share, row trigger)",
-                 "project": "mining_events", "row": "mining_events, row trigger forced"}
+                 "project": "mining_events, folded after each flush"}
 HASH_LABELS = {True: "with hash", False: "no hash"}
 BARE_TABLE = "collector_bare_events"
 FLOOR_TABLE = "collector_floor_events"
@@ -94,37 +88,13 @@ def ensure_source_column(conn: psycopg.Connection) -> None:
 
 
 def trigger_levels(conn: psycopg.Connection) -> str:
-    """mining_events' triggers, each with its level, for the log: a run cut short inside
-    row_trigger_path would otherwise go unnoticed by the next one."""
+    """mining_events' triggers, each with its level, for the log ("none": nothing of this
+    project runs on the write path)."""
     found = conn.execute("SELECT string_agg(tgname || CASE WHEN tgtype & 1 = 1 THEN ' (row)' ELSE ' (statement)' END,"
                          " ', ' ORDER BY tgname) FROM pg_trigger"
                          " WHERE tgrelid = 'mining_events'::regclass AND NOT tgisinternal").fetchone()[0]
     conn.commit()
     return found or "none"
-
-
-@contextmanager
-def row_trigger_path(conn: psycopg.Connection):
-    """mining_events aggregated by the row trigger a hypertable gets, for the block;
-    then the triggers exactly as they were."""
-    conn.commit()
-    saved = [d for (d,) in conn.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger"
-                                        " WHERE tgrelid = 'mining_events'::regclass AND NOT tgisinternal")]
-    conn.execute("DROP TRIGGER IF EXISTS aggregate_shares ON mining_events")
-    conn.execute("CREATE OR REPLACE TRIGGER aggregate_shares_row AFTER INSERT ON mining_events"
-                 " FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row()")
-    conn.commit()
-    try:
-        yield
-    finally:
-        conn.rollback()
-        now = [n for (n,) in conn.execute("SELECT tgname FROM pg_trigger"
-                                          " WHERE tgrelid = 'mining_events'::regclass AND NOT tgisinternal")]
-        for name in now:
-            conn.execute(sql.SQL("DROP TRIGGER {} ON mining_events").format(sql.Identifier(name)))
-        for definition in saved:
-            conn.execute(definition)
-        conn.commit()
 
 
 def drop_scratch_tables(conn: psycopg.Connection) -> None:
@@ -186,15 +156,20 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
         log(f"collector: {shares:,} shares {' and '.join(HASH_LABELS[h] for h in hashes)}, "
             f"{batch} a flush in turn, into {TARGET_LABELS[target]}")
         table = {"bare": BARE_TABLE, "floor": FLOOR_TABLE}.get(target, "mining_events")
-        before = week_shares(conn, week) if target in ("project", "row") else 0
+        before = week_shares(conn, week) if target == "project" else 0
         for with_hash in hashes:
             seconds[target, with_hash] = client_cpu[target, with_hash] = 0.0
         for i in range(0, shares, batch):
             for with_hash in hashes:
                 took, cpu = flush(conn, table, data[with_hash][i:i + batch], batch)
+                if target == "project":
+                    started = time.perf_counter()
+                    conn.execute("SELECT fold_pending_events()")
+                    conn.commit()
+                    took += time.perf_counter() - started
                 seconds[target, with_hash] += took
                 client_cpu[target, with_hash] += cpu
-        if target in ("project", "row"):
+        if target == "project":
             accepted = sum(1 for variant in data.values() for row in variant if json.loads(row[3])["accepted"])
             gained[target] = (week_shares(conn, week) - before, accepted)
 
@@ -208,11 +183,8 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
         conn.execute("ANALYZE collector_floor_counts")
     conn.commit()
     try:
-        for target in [t for t in ("bare", "floor", "project") if t in targets]:
+        for target in [t for t in TARGETS if t in targets]:
             measure(target)
-        if "row" in targets:
-            with row_trigger_path(conn):
-                measure("row")
     finally:
         conn.rollback()
         drop_scratch_tables(conn)
@@ -232,7 +204,7 @@ def measure_collector(conn: psycopg.Connection, rows: list, users: int, shares: 
                 if target in gained:
                     got, accepted = gained[target]
                     reference += "" if got == accepted else f"; aggregates gained {got:,} of {accepted:,} accepted shares"
-                if target in ("project", "row") and ("floor", with_hash) in seconds:
+                if target == "project" and ("floor", with_hash) in seconds:
                     reference += f"; floor: {ratio(took, seconds['floor', with_hash])}"
             rows.append((f"collector, {batch}-row executemany, {TARGET_LABELS[target]}, {HASH_LABELS[with_hash]}",
                          f"{shares / took:,.0f} shares/s", reference))
@@ -265,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shares", type=int, default=20_000, help="shares per measurement (default 20000)")
     parser.add_argument("--batch", type=int, default=500, help="single-row INSERTs per flush and commit (default 500)")
     parser.add_argument("--targets", default=",".join(TARGETS),
-                        help="comma-separated, of bare, floor, project, row (default all four; row alone: --targets row)")
+                        help="comma-separated, of bare, floor, project (default all three)")
     parser.add_argument("--hash", choices=("both", "with", "without"), default="both",
                         help="shares with the hash, without it (as the collector sends today), or both (default)")
     parser.add_argument("--database-url", default=None,

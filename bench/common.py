@@ -136,8 +136,9 @@ def vacuum(conn: psycopg.Connection, *tables: str) -> None:
         conn.autocommit = False
 
 
-def load(conn: psycopg.Connection, table: str, events: list, how: str, batch: int) -> float:
-    """Seconds to load `events` into `table`, `batch` of them per COPY or per INSERT."""
+def load(conn: psycopg.Connection, table: str, events: list, how: str, batch: int, fold: bool = False) -> float:
+    """Seconds to load `events` into `table`, `batch` of them per COPY or per INSERT;
+    with `fold`, until fold_pending_events() has folded them too."""
     chunks = [events[i:i + batch] for i in range(0, len(events), batch)]
     started = time.perf_counter()
     with conn.cursor() as cur:
@@ -150,6 +151,9 @@ def load(conn: psycopg.Connection, table: str, events: list, how: str, batch: in
                             " SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::jsonb[])",
                             [list(column) for column in zip(*chunk)])
     conn.commit()
+    if fold:
+        conn.execute("SELECT fold_pending_events()")
+        conn.commit()
     return time.perf_counter() - started
 
 

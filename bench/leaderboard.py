@@ -156,7 +156,7 @@ def measure_upkeep(url: str, users: int, week: dt.date, empty_week: dt.date, eve
             for i, chunk in enumerate(chunks):
                 order = [("kept", kept), ("reference", reference)]
                 for label, conn in order if i % 2 == 0 else reversed(order):
-                    spent[label] += load(conn, "mining_events", chunk, how, batch)
+                    spent[label] += load(conn, "mining_events", chunk, how, batch, fold=True)
             rows.append((f"ingest, {name}, personal-best upkeep", f"{100 * (spent['kept'] / spent['reference'] - 1):+.1f}%",
                          f"{events / spent['kept']:,.0f} shares/s kept, {events / spent['reference']:,.0f} without it:"
                          f" {ratio(spent['kept'], spent['reference'])} the time"))

@@ -14,15 +14,14 @@ in the same run:
    per-week bests, rank buckets). The draw and every read use only these
    aggregates (the EXPLAIN output proves it), so raw events would add nothing
    to those figures but hours of generation;
-2. ingest: the same share events (bench/shares.py: hashes proving their sdiff,
-   users drawn from the N participants) by one COPY, by 10,000-row COPYs and by
-   1,000-row INSERTs, into mining_events (aggregates kept), into a bare copy of
-   it (same partitioning and indexes, no trigger) and into a floor copy whose
-   trigger only counts each user's shares (the least upkeep that keeps a
-   per-user figure current at commit); then the platform collector's write
-   pattern (bench/collector.py: executemany flushes of 500 single-row INSERTs,
-   the collector's payload with and without a hash) into a bare copy, into
-   mining_events, and through the row trigger a hypertable gets;
+2. ingest (bench/fold.py): the platform collector's write pattern (executemany
+   flushes of 500 single-row INSERTs) and COPYs of the same share events into bare
+   tables (the platform's mining_events, and this project's without its fold)
+   and into mining_events: the writer beside the running background fold, write
+   plus catch-up, the fold's throughput on one core, judging per share, fold lag
+   under sustained ingest, own figures with an unfolded tail; then the collector
+   pattern against a floor (bench/collector.py: one upsert per share by a row
+   trigger), with and without the hash;
 3. reads: get_weekly_game_data calls/s (pgbench), live-rank time over random
    participants and the last-placed ones (as ranked_week() orders them), HTTP
    through bench/http.py;
@@ -55,13 +54,14 @@ from pathlib import Path
 import psycopg
 
 from bench.collector import measure_collector
-from bench.common import (ROOT, Progress, call_ms, events_copy, load, log, percentile, print_table, ratio,
-                          scratch_cluster, timed, vacuum)
+from bench.fold import measure_fold
+from bench.common import (ROOT, Progress, call_ms, log, percentile, print_table, ratio, scratch_cluster, timed,
+                          vacuum)
 from bench.http import measure_http
 from bench.leaderboard import measure_reads as measure_leaderboards
 from bench.leaderboard import measure_upkeep
 from bench.scale import AGGREGATE_TABLES, aggregates_bytes, generate_participants, participants
-from bench.shares import install_sql_generator, share_events
+from bench.shares import install_sql_generator
 from db import cluster
 
 # Calls per leaderboard, around-me, history and personal-bests figure.
@@ -102,46 +102,7 @@ UNAVOIDABLE_SQL = """
 
 # --- 2. ingest ---------------------------------------------------------------
 
-# The floor of aggregate upkeep: one counter per user, bumped by a statement
-# trigger in the loading transaction. Any design whose per-user figures are
-# current at commit (read-your-writes) does at least this much per share.
-FLOOR_SQL = [
-    """CREATE TABLE floor_counts (user_id text COLLATE "C" PRIMARY KEY, shares bigint NOT NULL)
-       WITH (fillfactor = 80)""",
-    """INSERT INTO floor_counts SELECT 'miner' || u, %(shares)s FROM generate_series(1, %(users)s) AS u""",
-    """CREATE FUNCTION count_floor_shares() RETURNS trigger LANGUAGE plpgsql AS $$
-       BEGIN
-           INSERT INTO floor_counts AS c
-           SELECT payload->>'user', count(*) FROM new_events GROUP BY 1 ORDER BY 1
-           ON CONFLICT (user_id) DO UPDATE SET shares = c.shares + excluded.shares;
-           RETURN NULL;
-       END $$""",
-    """CREATE TRIGGER count_floor_shares AFTER INSERT ON floor_events
-       REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION count_floor_shares()""",
-]
-
-
-def measure_ingest(conn, rows: Progress, events: int, users: int, shares: int, week: dt.date) -> None:
-    events_copy(conn, "bare_events", week)
-    events_copy(conn, "floor_events", week)
-    for statement in FLOOR_SQL:
-        conn.execute(statement, {"users": users, "shares": shares})
-    conn.commit()
-    vacuum(conn, "floor_counts")
-    shapes = [("one COPY", "copy", events), ("10,000-row COPYs", "copy", 10_000),
-              ("1,000-row INSERTs", "insert", 1_000)]
-    for name, how, batch in shapes:
-        log(f"ingest: generating {events:,} share events from {users:,} users")
-        data = share_events(conn, events, users, week, how)
-        conn.commit()
-        log(f"ingest: {name}, bare table, floor table, then mining_events")
-        bare = load(conn, "bare_events", data, how, batch)
-        floor = load(conn, "floor_events", data, how, batch)
-        kept = load(conn, "mining_events", data, how, batch)
-        rows.append((f"ingest, {name}, floor (one counter upsert per share)", f"{events / floor:,.0f} shares/s",
-                     f"bare {events / bare:,.0f} rows/s: {ratio(floor, bare)} the time"))
-        rows.append((f"ingest, {name}, aggregates kept", f"{events / kept:,.0f} shares/s",
-                     f"bare: {ratio(kept, bare)} the time; floor: {ratio(kept, floor)}"))
+# The write path, the background fold and own figures before it: bench/fold.py.
 
 
 # --- 3. reads ----------------------------------------------------------------
@@ -256,6 +217,7 @@ def measure_spec_reference(conn, rows: Progress, users: int, shares: int, week: 
     conn.execute("CREATE TABLE small_events AS SELECT * FROM pg_temp.bench_events(%s, %s, %s)",
                  (users * shares, users, week))
     conn.execute("INSERT INTO mining_events (ts, event_type, payload) SELECT ts, event_type, payload FROM small_events")
+    conn.execute("SELECT fold_pending_events()")  # folded before the draw is timed, as the background fold would
     vacuum(conn, "small_events", "share_weekly_best")
     ours = timed(conn, "SELECT run_lottery_draw(%s, %s)", (week, f"{week + dt.timedelta(days=7)} 00:01+00"))
     log("spec reference: seed 5.3.3's ranking query over the same events (minutes: it is quadratic)")
@@ -291,8 +253,10 @@ def measure(args) -> list[tuple[str, str, str]]:
 
 
 def measure_rest(conn, url: str, rows: Progress, args, week: dt.date, out: Path) -> None:
-    if args.ingest_events:
-        measure_ingest(conn, rows, args.ingest_events, args.participants, args.shares, week)
+    if args.ingest_events or args.collector_shares:
+        measure_fold(conn, url, rows, users=args.participants, week=week, copy_events=args.ingest_events,
+                     collector_shares=args.collector_shares or 20_000, collector_batch=args.collector_batch,
+                     sustain_seconds=args.sustain_seconds, tail_seconds=10)
     if args.collector_shares:
         measure_collector(conn, rows, args.participants, args.collector_shares, week, args.collector_batch)
     if args.ingest_events or args.collector_shares:
@@ -327,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="shares per collector-pattern measurement (0: skip; default 20000)")
     parser.add_argument("--collector-batch", type=int, default=500,
                         help="single-row INSERTs per collector flush and commit (default 500)")
+    parser.add_argument("--sustain-seconds", type=int, default=300,
+                        help="seconds of sustained collector ingest with the fold running (0: skip; default 300)")
     parser.add_argument("--reference-users", type=int, default=400,
                         help="users of the spec's reference query (0: skip; 400 takes minutes)")
     parser.add_argument("--http-seconds", type=int, default=10, help="seconds per wrk run (0: skip HTTP)")

@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from db import apply as db_apply
 from db import cluster
-from tests.helpers import add_shares
+from tests.helpers import insert_events, share, add_shares
 
 SCHEMA_SNAPSHOT = """
     SELECT 'function', p.oid::regprocedure::text || md5(pg_get_functiondef(p.oid)) FROM pg_proc p
@@ -49,21 +49,22 @@ def test_existing_mining_events_table_is_adopted(empty_database):
     with psycopg.connect(empty_database) as conn:
         conn.execute("CREATE TABLE mining_events (ts timestamptz NOT NULL, event_type text NOT NULL,"
                      " payload jsonb, source text)")
-        add_shares(conn, ("alice", 50.0, "2026-11-17 00:00"), ("alice", 70.0, "2026-11-18 00:00"),
-                   ("bob", 60.0, "2026-11-18 00:00"))
+        insert_events(conn, [share("alice", 50.0, "2026-11-17 00:00"), share("alice", 70.0, "2026-11-18 00:00"),
+                             share("bob", 60.0, "2026-11-18 00:00")], fold_now=False)  # nothing to fold with yet
     lines = []
     db_apply.apply(empty_database, schedule=False, log=lines.append)
     assert "aggregates: built from 3 existing events" in lines
     with psycopg.connect(empty_database) as conn:
         assert conn.execute("SELECT user_id, best_difficulty, share_count FROM share_weekly_best"
                             " ORDER BY user_id").fetchall() == [("alice", 70.0, 2), ("bob", 60.0, 1)]
-        assert conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'mining_events'"
-                            " ORDER BY ordinal_position").fetchall()[-1] == ("source",)
+        assert [c for (c,) in conn.execute("SELECT column_name FROM information_schema.columns"
+                                           " WHERE table_name = 'mining_events' ORDER BY ordinal_position")] == \
+            ["ts", "event_type", "payload", "source", "seq"]
         # A plain table is partitioned by week in place, its extra columns kept.
         assert conn.execute("SELECT DISTINCT (SELECT relkind::text FROM pg_class WHERE oid = 'mining_events'::regclass),"
                             " e.tableoid::regclass::text FROM mining_events e").fetchall() == \
             [("p", "mining_events_p20261116")]
-        add_shares(conn, ("carol", 1.0, "2026-11-19 00:00"))  # and the trigger now follows new ones
+        add_shares(conn, ("carol", 1.0, "2026-11-19 00:00"))  # and the fold now follows new ones
         assert conn.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0] == 3
 
 
@@ -89,6 +90,7 @@ def test_every_cron_job_is_scheduled_with_its_own_command(fresh_db, fresh_db_url
                                 " WHERE database = %s ORDER BY jobname", (dbname,)).fetchall()
         assert jobs == [(f"lottery-catchup:{dbname}", "11 * * * *", "CALL run_scheduled_job('lottery-catchup')", dbname),
                         (f"lottery-draw:{dbname}", "1 0 * * 1", "CALL run_scheduled_job('lottery-draw')", dbname),
+                        (f"lottery-fold:{dbname}", "* * * * *", "CALL fold_events_for(55)", dbname),
                         (f"lottery-partitions:{dbname}", "7 0 * * *", "CALL run_scheduled_job('lottery-partitions')",
                          dbname)]
     finally:

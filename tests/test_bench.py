@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from psycopg.types.json import Jsonb
 
-from bench.collector import BARE_TABLE, FLOOR_TABLE, measure_collector, row_trigger_path
+from bench.collector import BARE_TABLE, FLOOR_TABLE, measure_collector
 from bench.common import percentile
 from bench.scale import generate_participants
 from bench.shares import POOL_DIFFICULTIES, install_sql_generator, random_share, random_ts
@@ -115,17 +115,6 @@ def triggers(conn):
                                              " WHERE tgrelid = 'mining_events'::regclass AND NOT tgisinternal"))
 
 
-def test_forced_row_path_leaves_only_the_row_trigger_then_restores_the_table(fresh_db):
-    before = triggers(fresh_db)
-    with row_trigger_path(fresh_db):
-        assert triggers(fresh_db) == ["CREATE TRIGGER aggregate_shares_row AFTER INSERT ON public.mining_events"
-                                      " FOR EACH ROW EXECUTE FUNCTION aggregate_share_event_row()"]
-    assert triggers(fresh_db) == before
-    with pytest.raises(KeyError), row_trigger_path(fresh_db):
-        raise KeyError("a failure inside the block")
-    assert triggers(fresh_db) == before
-
-
 def test_collector_measurement_aggregates_every_share_on_every_path(fresh_db):
     conn = fresh_db
     week = conn.execute("SELECT lottery_week_at(now())").fetchone()[0]
@@ -133,16 +122,16 @@ def test_collector_measurement_aggregates_every_share_on_every_path(fresh_db):
     before = triggers(conn)
     rows = []
     measure_collector(conn, rows, users=40, shares=300, week=week, batch=120)
-    # bare, floor, project and row, with and without the hash, each against the same run's bare copy,
-    # project and row against its floor too.
-    assert len(rows) == 8
+    # bare, floor and project (folded after each flush), with and without the hash, each against
+    # the same run's bare copy, project against its floor too.
+    assert len(rows) == 6
     assert all(figure.endswith(" shares/s") for _, figure, _ in rows)
-    assert [ref.startswith("bare ") for _, _, ref in rows] == [False, True, True, True] * 2
-    assert ["; floor: " in ref for _, _, ref in rows] == [False, False, True, True] * 2
+    assert [ref.startswith("bare ") for _, _, ref in rows] == [False, True, True] * 2
+    assert ["; floor: " in ref for _, _, ref in rows] == [False, False, True] * 2
     assert not any("aggregates gained" in ref for _, _, ref in rows)   # said only when some went missing
     assert triggers(conn) == before
     assert conn.execute("SELECT to_regclass(%s), to_regclass(%s), to_regclass('collector_floor_counts')",
                         (BARE_TABLE, FLOOR_TABLE)).fetchone() == (None, None, None)
-    # Four loads of 300 into mining_events, each row with the collector's source column.
+    # Two loads of 300 into mining_events, each row with the collector's source column.
     assert conn.execute("SELECT count(*), count(*) FILTER (WHERE source = 'hosted') FROM mining_events"
-                        ).fetchone() == (1200, 1200)
+                        ).fetchone() == (600, 600)

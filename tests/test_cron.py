@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from db import apply as db_apply
-from tests.helpers import add_shares
+from tests.helpers import insert_events, share, add_shares
 
 
 def cron_url(url: str) -> str:
@@ -25,6 +25,7 @@ def test_apply_schedules_draw_and_catch_up_in_utc(fresh_db, fresh_db_url):
                                 " WHERE database = %s ORDER BY jobname", (dbname,)).fetchall()
         assert jobs == [(f"lottery-catchup:{dbname}", "11 * * * *", "CALL run_scheduled_job('lottery-catchup')", dbname),
                         (f"lottery-draw:{dbname}", "1 0 * * 1", "CALL run_scheduled_job('lottery-draw')", dbname),
+                        (f"lottery-fold:{dbname}", "* * * * *", "CALL fold_events_for(55)", dbname),
                         (f"lottery-partitions:{dbname}", "7 0 * * *", "CALL run_scheduled_job('lottery-partitions')",
                          dbname)]
         assert "pg_cron: draw jobs scheduled" in lines[-1]
@@ -46,7 +47,7 @@ def test_scheduled_runs_draw_in_the_app_database_and_record_their_outcome(fresh_
             psycopg.connect(failing_url, autocommit=True) as failing, \
             psycopg.connect(cron_url(fresh_db_url), autocommit=True) as cron:
         cron.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-        add_shares(failing, ("alice", 5.0, "2026-11-03 00:00"))
+        insert_events(failing, [share("alice", 5.0, "2026-11-03 00:00")], fold_now=False)  # for its fold job
         failing.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
                         "$$ BEGIN RAISE EXCEPTION 'results refused' USING ERRCODE = '53100'; END $$")
         failing.execute("CREATE TRIGGER refuse BEFORE INSERT ON lottery_results "
@@ -54,10 +55,13 @@ def test_scheduled_runs_draw_in_the_app_database_and_record_their_outcome(fresh_
         jobs = [cron.execute("SELECT cron.schedule_in_database(%s, '* * * * *', "
                              "$$CALL run_scheduled_job('lottery-catchup')$$, %s)",
                              (f"lottery-test:{db}", db)).fetchone()[0] for db in (dbname, f"{dbname}_failing")]
+        # The background fold as pg_cron runs it: a procedure that commits batch by batch.
+        jobs.append(cron.execute("SELECT cron.schedule_in_database(%s, '* * * * *', 'CALL fold_events_for(2)', %s)",
+                                 (f"lottery-fold-test:{dbname}_failing", f"{dbname}_failing")).fetchone()[0])
         try:
             runs = []
             deadline = time.monotonic() + 130
-            while time.monotonic() < deadline and len(runs) < 2:
+            while time.monotonic() < deadline and len(runs) < 3:
                 runs = cron.execute("SELECT jobid, status, database, return_message FROM cron.job_run_details"
                                     " WHERE jobid = ANY(%s) AND status IN ('succeeded', 'failed') ORDER BY jobid",
                                     (jobs,)).fetchall()
@@ -68,9 +72,12 @@ def test_scheduled_runs_draw_in_the_app_database_and_record_their_outcome(fresh_
         recorded = failing.execute("SELECT job, status, sqlstate, message, runs, failures"
                                    " FROM scheduled_job_runs").fetchall()
         failing_draws = failing.execute("SELECT count(*) FROM lottery_draws").fetchone()[0]
-    assert len(runs) == 2, f"pg_cron did not run both jobs within 130 s: {runs}"
+        folded = failing.execute("SELECT count(*) FROM share_weekly_best").fetchone()[0]
+    assert len(runs) == 3, f"pg_cron did not run the three jobs within 130 s: {runs}"
     assert runs[0][1:3] == ("succeeded", dbname), runs
     assert runs[1][1:3] == ("failed", f"{dbname}_failing") and "results refused" in runs[1][3], runs
+    assert runs[2][1:3] == ("succeeded", f"{dbname}_failing"), runs
+    assert folded == 1  # the fold job folded the share the failed draw could not
     drawn = fresh_db.execute("SELECT week_start::date::text, total_participants FROM lottery_draws"
                              " WHERE status = 'completed' ORDER BY week_start").fetchall()
     assert drawn == [("2026-11-02", 1), ("2026-11-09", 1)]

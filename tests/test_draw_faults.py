@@ -76,6 +76,8 @@ def load_week(conn: psycopg.Connection):
     week = conn.execute("SELECT lottery_week_at(now()) - 14").fetchone()[0]
     conn.execute(LOAD_WEEK, {"week": week, "participants": PARTICIPANTS, "shares": SHARES})
     conn.commit()
+    conn.execute("SELECT fold_pending_events()")  # as the background fold would, a moment later
+    conn.commit()
     conn.autocommit = True
     conn.execute("VACUUM (ANALYZE) share_weekly_best, share_daily_best")   # as autovacuum would, in a week
     conn.autocommit = False

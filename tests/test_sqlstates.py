@@ -1,5 +1,6 @@
 """core/sqlstates.tsv is the one registry of the SQLSTATEs the functions raise."""
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def test_codes_are_ours_and_statuses_are_client_errors():
         assert 400 <= status < 500
 
 
+# Codes raised only while another session holds an open write on mining_events.
+OPEN_WRITER = {"LTF01"}
+
+
 @pytest.mark.parametrize("sql, code", [
     ("SELECT parse_week('nope')", "LTW02"),
     ("SELECT run_lottery_draw(current_date)", "LTW01"),
@@ -51,15 +56,23 @@ def test_codes_are_ours_and_statuses_are_client_errors():
     ("SELECT get_game_history(NULL)", "LTU01"),
     ("SELECT get_lottery_by_week('a', '2010-01-04')", "LTN01"),
     ("SET LOCAL ROLE lottery_web; SELECT get_weekly_game_data('a', NULL, now() + interval '7 days')", "LTC01"),
-    ("SET LOCAL ROLE lottery_web; CREATE TEMP TABLE lottery_share_queue (first boolean); SELECT run_lottery_draw()",
+    ("INSERT INTO mining_events (ts, event_type, payload) VALUES (now(), 'other', '{}');"
+     " SET LOCAL ROLE lottery_web; CREATE TEMP TABLE lottery_share_queue (first boolean); SELECT run_lottery_draw()",
      "LTQ01"),
+    # With another session's insert into mining_events left open (OPEN_WRITER below).
+    ("SELECT wait_for_event_writers(interval '0.2 seconds')", "LTF01"),
     ("SELECT record_game_session('a', 'slots', jsonb_build_object('i', i), NULL, '2026-11-24')"
      " FROM generate_series(1, 31) i", "LTR01"),
     ("CALL run_scheduled_job('nope')", "LTJ01"),
 ])
 def test_every_registered_code_is_raised_with_a_hint(db, sql, code):
-    with pytest.raises(psycopg.Error) as err:
-        db.execute(sql)
+    with contextlib.ExitStack() as stack:
+        if code in OPEN_WRITER:
+            writer = stack.enter_context(psycopg.connect(db.info.dsn))
+            stack.callback(writer.rollback)  # before the connection's exit, which would commit
+            writer.execute("INSERT INTO mining_events (ts, event_type, payload) VALUES (now(), 'other', '{}')")
+        with pytest.raises(psycopg.Error) as err:
+            db.execute(sql)
     assert err.value.sqlstate == code
     assert err.value.diag.message_hint
 

@@ -111,6 +111,29 @@ COMMENT ON FUNCTION judge_event(timestamptz, text, jsonb) IS
     'One event judged: its kind (event_kind), ISO week (NULL for an unbelievable time), ISO day of week, user, difficulty (sdiff or network diff) and usable hash. For a handful of rows (a user''s unfolded events); queue_events judges many the same way, computing each field once.';
 GRANT EXECUTE ON FUNCTION judge_event(timestamptz, text, jsonb) TO lottery_bi, lottery_ingest;
 
+CREATE OR REPLACE FUNCTION share_queue_is_ours()
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
+        RETURN false;
+    END IF;
+    -- Only a queue the owner of the lottery made (queue_events) holds events: a
+    -- session's own table of that name, filled by hand, is not folded.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('pg_temp.lottery_share_queue'))
+       <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE SQLSTATE 'LTQ01' USING
+            MESSAGE = 'the share queue of this session was not made by the fold',
+            HINT = 'Drop the temporary table lottery_share_queue: the fold makes its own.';
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION share_queue_is_ours() IS
+    'Whether this session has the fold''s queue (pg_temp.lottery_share_queue, made by queue_events); raises LTQ01 when a table of that name belongs to another role.';
+REVOKE EXECUTE ON FUNCTION share_queue_is_ours() FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION queue_events(p_source regclass, p_after bigint, p_upto bigint,
                                         p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL)
 RETURNS bigint
@@ -131,6 +154,7 @@ BEGIN
         ts       timestamptz      NOT NULL,
         hash     text
     ) ON COMMIT DELETE ROWS;
+    PERFORM share_queue_is_ours();
     -- Events numbered in (p_after, p_upto]; or, for replays, timed in [p_from,
     -- p_to) and numbered up to p_upto (or unnumbered) when p_after is NULL. Each
     -- OFFSET 0 barrier turns the level below into plain values: the payload's
@@ -180,16 +204,8 @@ DECLARE
     v_notice_bests double precision[];
     v_notice_weeks date[];
 BEGIN
-    IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
+    IF NOT share_queue_is_ours() THEN
         RETURN 0::bigint;
-    END IF;
-    -- Only a queue this function's owner made (queue_events) is folded: a
-    -- session's own table of that name, filled by hand, is not events.
-    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('pg_temp.lottery_share_queue'))
-       <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE SQLSTATE 'LTQ01' USING
-            MESSAGE = 'the share queue of this session was not made by the fold',
-            HINT = 'Drop the temporary table lottery_share_queue: the fold makes its own.';
     END IF;
     -- The week rows first: every fold takes them, so concurrent folds queue up
     -- here and never meet later in another order.

@@ -54,11 +54,18 @@ CREATE TABLE event_fold (
 INSERT INTO event_fold DEFAULT VALUES;
 COMMENT ON TABLE event_fold IS
     'The background fold''s watermark (one row): every event with seq <= folded_upto is in the aggregates, none above it. Moved in the same transaction as the aggregates it covers.';
+COMMENT ON COLUMN event_fold.singleton IS 'Always true: the table holds one row.';
 COMMENT ON COLUMN event_fold.folded_upto IS 'The highest mining_events.seq folded; every lower one is folded too.';
-COMMENT ON COLUMN event_fold.folded_at IS 'When the watermark last moved.';
+COMMENT ON COLUMN event_fold.folded_at IS
+    'When the last fold that reached the last number handed out read that number: every event written before then is folded.';
 COMMENT ON COLUMN event_fold.events_folded IS 'Events folded since this table was created (a counter for /metrics).';
 COMMENT ON COLUMN event_fold.malformed IS
     'Events the fold found it could not judge (bad time, type, user, sdiff or payload) since this table was created: they count nowhere.';
 
 -- Replays (rebuild_share_aggregates) now judge raw events in place.
 DROP TABLE IF EXISTS share_replay;
+
+-- Most folds only add to a participant-week's counts: with room left on each
+-- page the update stays on its page (HOT) and touches no index. Pages written
+-- from now on; VACUUM FULL would repack the older ones.
+ALTER TABLE share_weekly_best SET (fillfactor = 70);
