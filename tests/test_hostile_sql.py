@@ -118,9 +118,11 @@ def declared_functions() -> tuple[list[str], list[str]]:
 
 FUNCTIONS, NO_INPUT = declared_functions()
 # Take no argument at all, so nothing hostile to give them: maintenance helpers of apply,
-# the binding's name and its XP catch-up, the share queue's opening and fold, the epoch.
+# the binding's name and its XP catch-up, the share queue's opening and fold, the pending
+# events' fold and its lag, the relations writers lock, the epoch.
 NO_INPUT_EXPECTED = {"adopt_existing_events", "mining_events_is_hypertable", "lottery_binding",
-                     "deliver_pending_xp", "open_share_queue", "fold_pending_shares", "lottery_epoch"}
+                     "deliver_pending_xp", "open_share_queue", "fold_pending_shares", "lottery_epoch",
+                     "fold_pending_events", "event_fold_lag", "event_relations"}
 
 PROJECT_FUNCTIONS = """
     SELECT p.proname, p.oid::regprocedure::text, p.pronargs,
@@ -218,6 +220,9 @@ TIMESTAMPTZ = _gen(TIMESTAMPTZ_SPECIALS, st.one_of(
     st.datetimes(datetime(2020, 1, 1), datetime(2030, 12, 31), timezones=ZONES),
 ), "2026-11-18 12:00:00+00")
 
+INTERVAL = _gen([None, "0", "-1 day", "1 microsecond", "0.2 seconds", "178000000 years", "-178000000 years"],
+                st.timedeltas(timedelta(days=-3650), timedelta(days=3650)), "30 seconds")
+
 UUID = _gen([None, "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
             st.uuids().map(str), "6f1c1e2a-3b4c-4d5e-8f60-718293a4b5c6")
 
@@ -289,7 +294,7 @@ GENERATORS: dict[str, Gen] = {
     "double precision": FLOAT,
     "smallint": INT, "integer": INT, "bigint": INT,
     "date": DATE, "timestamp with time zone": TIMESTAMPTZ,
-    "jsonb": JSON, "uuid": UUID, "boolean": BOOLEAN,
+    "jsonb": JSON, "uuid": UUID, "boolean": BOOLEAN, "interval": INTERVAL,
     "double precision[]": FLOAT_ARRAY, "integer[]": INT_ARRAY, "bigint[]": INT_ARRAY, "date[]": DATE_ARRAY,
 }
 # Ordinary values by argument or column name, where the type's typical value would

@@ -111,40 +111,13 @@ COMMENT ON FUNCTION judge_event(timestamptz, text, jsonb) IS
     'One event judged: its kind (event_kind), ISO week (NULL for an unbelievable time), ISO day of week, user, difficulty (sdiff or network diff) and usable hash. For a handful of rows (a user''s unfolded events); queue_events judges many the same way, computing each field once.';
 GRANT EXECUTE ON FUNCTION judge_event(timestamptz, text, jsonb) TO lottery_bi, lottery_ingest;
 
-CREATE OR REPLACE FUNCTION share_queue_is_ours()
-RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-AS $$
-BEGIN
-    IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
-        RETURN false;
-    END IF;
-    -- Only a queue the owner of the lottery made (queue_events) holds events: a
-    -- session's own table of that name, filled by hand, is not folded.
-    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('pg_temp.lottery_share_queue'))
-       <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
-        RAISE SQLSTATE 'LTQ01' USING
-            MESSAGE = 'the share queue of this session was not made by the fold',
-            HINT = 'Drop the temporary table lottery_share_queue: the fold makes its own.';
-    END IF;
-    RETURN true;
-END
-$$;
-COMMENT ON FUNCTION share_queue_is_ours() IS
-    'Whether this session has the fold''s queue (pg_temp.lottery_share_queue, made by queue_events); raises LTQ01 when a table of that name belongs to another role.';
-REVOKE EXECUTE ON FUNCTION share_queue_is_ours() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION queue_events(p_source regclass, p_after bigint, p_upto bigint,
-                                        p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL)
-RETURNS bigint
+CREATE OR REPLACE FUNCTION open_share_queue()
+RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-SET jit = off  -- compiling the judging expressions costs more than a batch's run of them
 AS $$
-DECLARE
-    v_rows bigint;
 BEGIN
     -- The session's queue: the fold's input, judged. Owned by the owner of the
-    -- lottery (this function is SECURITY DEFINER), which fold_pending_shares checks.
+    -- lottery (this function is SECURITY DEFINER).
     CREATE TEMP TABLE IF NOT EXISTS lottery_share_queue (
         kind     text             NOT NULL,
         week     date,
@@ -154,7 +127,30 @@ BEGIN
         ts       timestamptz      NOT NULL,
         hash     text
     ) ON COMMIT DELETE ROWS;
-    PERFORM share_queue_is_ours();
+    -- Only a queue made here holds events: a session's own table of that name,
+    -- filled by hand, is never folded.
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('pg_temp.lottery_share_queue'))
+       <> (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE SQLSTATE 'LTQ01' USING
+            MESSAGE = 'the share queue of this session was not made by the fold',
+            HINT = 'Drop the temporary table lottery_share_queue: the fold makes its own.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION open_share_queue() IS
+    'Creates this session''s share queue (pg_temp.lottery_share_queue, emptied at every commit) when missing; raises LTQ01 when a table of that name belongs to another role.';
+REVOKE EXECUTE ON FUNCTION open_share_queue() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION queue_events(p_after bigint, p_upto bigint,
+                                        p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+SET jit = off  -- compiling the judging expressions costs more than a batch's run of them
+AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    PERFORM open_share_queue();
     -- Events numbered in (p_after, p_upto]; or, for replays, timed in [p_from,
     -- p_to) and numbered up to p_upto (or unnumbered) when p_after is NULL. Each
     -- OFFSET 0 barrier turns the level below into plain values: the payload's
@@ -169,10 +165,9 @@ BEGIN
         FROM (SELECT r.ts, r.event_type, r.payload, f.*
               FROM (SELECT e.ts, e.event_type, e.payload, e.payload->'user' AS u, e.payload->'accepted' AS acc,
                            e.payload->'sdiff' AS sdiff, e.payload->'diff' AS diff, e.payload->>'hash' AS hash
-                    FROM %s e WHERE %s OFFSET 0) AS r
+                    FROM mining_events e WHERE %s OFFSET 0) AS r
               CROSS JOIN LATERAL event_fields(r.ts, r.event_type, r.u, r.acc, r.sdiff, r.diff, r.hash) AS f
               OFFSET 0) AS a$q$,
-        p_source,
         CASE WHEN p_after IS NOT NULL THEN 'e.seq > $1 AND e.seq <= $2'
              WHEN p_upto IS NULL THEN 'e.ts >= $3 AND e.ts < $4'
              ELSE 'e.ts >= $3 AND e.ts < $4 AND (e.seq IS NULL OR e.seq <= $2)' END)
@@ -181,9 +176,9 @@ BEGIN
     RETURN v_rows;
 END
 $$;
-COMMENT ON FUNCTION queue_events(regclass, bigint, bigint, timestamptz, timestamptz) IS
-    'Judges the events of p_source (mining_events, or a table of its first columns) numbered in (p_after, p_upto]; with p_after NULL, those timed in [p_from, p_to) and, unless p_upto is NULL too, unnumbered or numbered up to p_upto; into this session''s queue for fold_pending_shares(). Returns how many it queued.';
-REVOKE EXECUTE ON FUNCTION queue_events(regclass, bigint, bigint, timestamptz, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION queue_events(bigint, bigint, timestamptz, timestamptz) IS
+    'Judges the events of mining_events numbered in (p_after, p_upto]; with p_after NULL, those timed in [p_from, p_to) and, unless p_upto is NULL too, unnumbered or numbered up to p_upto; into this session''s queue for fold_pending_shares(). Returns how many it queued.';
+REVOKE EXECUTE ON FUNCTION queue_events(bigint, bigint, timestamptz, timestamptz) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION fold_pending_shares()
 RETURNS bigint
@@ -204,9 +199,10 @@ DECLARE
     v_notice_bests double precision[];
     v_notice_weeks date[];
 BEGIN
-    IF NOT share_queue_is_ours() THEN
+    IF to_regclass('pg_temp.lottery_share_queue') IS NULL THEN
         RETURN 0::bigint;
     END IF;
+    PERFORM open_share_queue();  -- ours, or LTQ01
     -- The week rows first: every fold takes them, so concurrent folds queue up
     -- here and never meet later in another order.
     INSERT INTO event_weeks AS e (week_start, accepted_shares, unverified_shares, forged_shares)
@@ -407,8 +403,8 @@ DECLARE
     v_drawn bigint := (SELECT s.last_value FROM mining_events_seq s WHERE s.is_called);
     v_from bigint;
     v_upto bigint;
-    v_events bigint := 0;
-    v_malformed bigint := 0;
+    v_events bigint := 0::bigint;
+    v_malformed bigint := 0::bigint;
 BEGIN
     IF v_drawn IS NULL THEN
         RETURN 0::bigint;
@@ -418,7 +414,7 @@ BEGIN
     SELECT f.folded_upto INTO v_from FROM event_fold f FOR UPDATE;
     v_upto := greatest(v_from, least(v_drawn, v_from + p_limit));
     IF v_upto > v_from THEN
-        v_events := queue_events('mining_events'::regclass, v_from, v_upto);
+        v_events := queue_events(v_from, v_upto);
         SELECT count(*) INTO v_malformed FROM pg_temp.lottery_share_queue q WHERE q.kind = 'x';
         PERFORM fold_pending_shares();
     END IF;

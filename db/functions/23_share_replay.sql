@@ -50,7 +50,7 @@ BEGIN
         WHERE ts >= lottery_week_start_ts(v_week) AND ts < lottery_week_start_ts(v_week + 7);  -- UTC days, whatever the session zone
         UPDATE event_weeks SET accepted_shares = 0, unverified_shares = 0, forged_shares = 0 WHERE week_start = v_week;
         FOR d IN 0..6 LOOP
-            v_batch := queue_events('mining_events'::regclass, NULL, v_upto,
+            v_batch := queue_events(NULL, v_upto,
                                     lottery_week_start_ts(v_week + d), lottery_week_start_ts(v_week + d + 1));
             v_events := v_events + v_batch;
             PERFORM fold_pending_shares();
@@ -82,7 +82,11 @@ DECLARE
 BEGIN
     -- Events that arrived while an upgrade swapped the ingest trigger (migration 0007).
     IF to_regclass('public.share_upgrade_backlog') IS NOT NULL THEN
-        v_events := queue_events('share_upgrade_backlog'::regclass, NULL, NULL, '-infinity', 'infinity');
+        PERFORM open_share_queue();
+        INSERT INTO pg_temp.lottery_share_queue (kind, week, dow, user_id, diff, ts, hash)
+        SELECT j.kind, j.week, j.dow, j.user_id, j.diff, b.ts, j.hash
+        FROM share_upgrade_backlog b CROSS JOIN LATERAL judge_event(b.ts, b.event_type, b.payload) AS j;
+        GET DIAGNOSTICS v_events = ROW_COUNT;
         IF v_events > 0 THEN
             PERFORM fold_pending_shares();
             TRUNCATE share_upgrade_backlog;
@@ -97,17 +101,18 @@ BEGIN
     -- (migration 0004): judge those two rare event types once. Both reads go
     -- through partial indexes on mining_events.
     IF NOT EXISTS (SELECT FROM network_difficulty_changes) AND NOT EXISTS (SELECT FROM blocks_found) THEN
-        CREATE TEMP TABLE lottery_rare_events ON COMMIT DROP AS
-        SELECT ts, event_type, payload FROM mining_events
-        WHERE event_type = 'new_block_network' AND (seq IS NULL OR seq <= (SELECT folded_upto FROM event_fold))
-        UNION ALL
-        SELECT ts, event_type, payload FROM mining_events
-        WHERE event_type = 'block_found' AND (seq IS NULL OR seq <= (SELECT folded_upto FROM event_fold));
-        v_batch := queue_events('pg_temp.lottery_rare_events'::regclass, NULL, NULL, '-infinity', 'infinity');
+        PERFORM open_share_queue();
+        INSERT INTO pg_temp.lottery_share_queue (kind, week, dow, user_id, diff, ts, hash)
+        SELECT j.kind, j.week, j.dow, j.user_id, j.diff, e.ts, j.hash
+        FROM (SELECT ts, event_type, payload, seq FROM mining_events WHERE event_type = 'new_block_network'
+              UNION ALL
+              SELECT ts, event_type, payload, seq FROM mining_events WHERE event_type = 'block_found') AS e
+        CROSS JOIN LATERAL judge_event(e.ts, e.event_type, e.payload) AS j
+        WHERE e.seq IS NULL OR e.seq <= (SELECT f.folded_upto FROM event_fold f);  -- the fold takes the rest
+        GET DIAGNOSTICS v_batch = ROW_COUNT;
         IF v_batch > 0 THEN
             PERFORM fold_pending_shares();
         END IF;
-        DROP TABLE pg_temp.lottery_rare_events;
         v_events := v_events + v_batch;
     END IF;
     RETURN v_events;
