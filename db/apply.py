@@ -180,6 +180,11 @@ def apply(database_url: str, schedule: bool = True, log=print, binding: str | No
             adopted = conn.execute("SELECT adopt_existing_events()").fetchone()[0]
         if adopted:
             log(f"aggregates: built from {adopted} existing events")
+        # What arrived while the functions were being reloaded, or before any fold ran.
+        with conn.transaction():
+            folded = conn.execute("SELECT fold_pending_events()").fetchone()[0]
+        if folded:
+            log(f"fold: {folded} pending events folded")
         if schedule:
             schedule_draws(conn, database_url, log)
 

@@ -159,6 +159,8 @@ def test_status_shows_the_next_draw_and_the_pg_cron_jobs(fresh_db, fresh_db_url,
         event = share(now - dt.timedelta(seconds=1), "live-miner", 4242.0)
         conn.execute("INSERT INTO mining_events (ts, event_type, payload) VALUES (%s, %s, %s)",
                      (event["ts"], event["event_type"], json.dumps(event["payload"])))
+        conn.commit()
+        conn.execute("SELECT fold_pending_events()")  # as the background fold would, a moment later
         next_draw = conn.execute("SELECT next_draw_at()").fetchone()[0]
 
     cron_url = url_for_database(fresh_db_url, "postgres")

@@ -45,7 +45,7 @@ def drawn_week(url: str) -> str:
 def test_help_lists_every_command_and_ingest_help_holds_the_input_spec(capsys):
     assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert sorted(lottery.commands) == ["demo", "draw", "ingest", "status", "token", "welcome"]
+    assert sorted(lottery.commands) == ["demo", "draw", "fold", "ingest", "status", "token", "welcome"]
     for name in lottery.commands:
         assert re.search(rf"^  {name} ", text, re.M), name
     assert cli.main(["ingest", "--help"]) == 0

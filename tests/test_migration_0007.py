@@ -56,14 +56,14 @@ def insert(conn, events):
     conn.commit()
 
 
-def test_daily_rows_fold_into_the_weeks_and_the_trigger_becomes_the_row_trigger(before_0007):
+def test_daily_rows_fold_into_the_weeks_and_no_event_of_the_upgrade_is_lost(before_0007):
     url, conn = before_0007
     insert(conn, [share("alice", 50.0, "2026-11-16 01:00"), share("alice", 70.0, "2026-11-18 01:00"),
                   share("alice", 60.0, "2026-11-18 02:00"), share("bob", 9.0, "2026-11-22 23:59")])
     assert conn.execute("SELECT count(*) FROM share_daily_best").fetchone()[0] == 3
     conn.rollback()  # no lock of ours in the migration's way
 
-    db_apply.apply_migrations(url)  # 0007 and later, not yet the function files
+    db_apply.apply_migrations(url)  # 0007 and later (0015: the background fold), not yet the function files
     conn.rollback()
     rows = conn.execute("SELECT user_id, best_difficulty, share_count, day_best, day_shares FROM share_weekly_best"
                         " ORDER BY user_id").fetchall()
@@ -73,19 +73,19 @@ def test_daily_rows_fold_into_the_weeks_and_the_trigger_becomes_the_row_trigger(
                         ).fetchone() == (None, None)
     triggers = conn.execute("SELECT tgname, tgtype & 1 = 1 FROM pg_trigger WHERE tgrelid = 'mining_events'::regclass"
                             " AND NOT tgisinternal").fetchall()
-    assert triggers == [("aggregate_shares", True)]  # FOR EACH ROW
+    assert triggers == []  # 0007's row trigger, then nothing on the write path (0015)
     assert conn.execute("SELECT user_id, best_difficulty FROM share_user_best ORDER BY 1").fetchall() == \
         [("alice", 70.0), ("bob", 9.0)]
     assert conn.execute("SELECT accepted_shares FROM event_weeks").fetchone() == (4,)
 
-    # A share that arrives before the function files are reloaded waits in the backlog...
+    # A share that arrives before the function files are reloaded is numbered for the fold...
     insert(conn, [share("carol", 500.0, "2026-11-19 00:00")])
-    assert conn.execute("SELECT count(*) FROM share_upgrade_backlog").fetchone() == (1,)
+    assert conn.execute("SELECT seq IS NOT NULL FROM mining_events WHERE payload->>'user' = 'carol'").fetchone() == (True,)
     conn.rollback()
     lines = []
     db_apply.apply(url, schedule=False, log=lines.append)
     # ... and the apply step folds it.
-    assert "aggregates: built from 1 existing events" in lines
+    assert "fold: 1 pending events folded" in lines
     conn.rollback()
     assert conn.execute("SELECT best_difficulty, share_count FROM share_weekly_best WHERE user_id = 'carol'"
                         ).fetchone() == (500.0, 1)

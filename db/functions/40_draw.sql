@@ -191,6 +191,8 @@ DECLARE
     v_now timestamptz := lottery_clock(p_now);
     v_week date;
 BEGIN
+    -- A week whose events the background fold has not reached yet is due too.
+    PERFORM fold_pending_events();
     FOR v_week IN SELECT w FROM due_draw_weeks(v_now) AS w LOOP
         RETURN NEXT run_lottery_draw(v_week, v_now);
     END LOOP;
