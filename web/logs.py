@@ -14,6 +14,7 @@ import logging
 import logging.config
 import re
 import sys
+import time
 
 import structlog
 
@@ -52,6 +53,24 @@ class DropConnectionChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.levelno <= logging.INFO and isinstance(record.msg, str)
                     and record.msg.startswith(self.PREFIXES))
+
+
+class RateLimited:
+    """A warning any client can cause at will: at most one line per `seconds`; the next
+    line says how many were left out (`left_out`)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self._next, self._left_out = seconds, 0.0, 0
+
+    def warning(self, logger: logging.Logger, event: str, **fields) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._left_out += 1
+            return
+        self._next = now + self.seconds
+        if self._left_out:
+            fields["left_out"], self._left_out = self._left_out, 0
+        logger.warning(event, extra=fields)
 
 
 def _drop_color_message(logger, name: str, event: dict) -> dict:

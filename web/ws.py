@@ -18,6 +18,13 @@ full gets `stall_seconds` to make room: a burst (thousands of notifications in
 one transaction arrive at once) goes out at the pace of the clients that read,
 and a client that does not read is dropped, so memory stays bounded and the
 relay is held back at most `stall_seconds` by it.
+
+The same window bounds every send: a client that does not read fills its
+socket, and the server's send then waits for room that never comes. A send (a
+frame, a ping or the close) that has not completed within `stall_seconds` drops
+the client and aborts its connection (web.server's protocol gives the app that
+abort, as the scope extension ABORT_KEY): its buffers are freed at once rather
+than when the client leaves.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from starlette.websockets import WebSocket
 
 from web.config import Settings
 from web.errors import ApiError, error_response
+from web.server import ABORT_KEY, DROPPED_KEY
 
 log = logging.getLogger("web.ws")
 
@@ -69,12 +77,13 @@ SHUTDOWN = Close(1001, "server shutting down")
 
 
 class Client:
-    __slots__ = ("user_id", "queue", "closed", "channels")
+    __slots__ = ("user_id", "queue", "closed", "dropped", "channels")
 
     def __init__(self, user_id: str, queue_size: int):
         self.user_id = user_id
         self.queue: asyncio.Queue[str | Close] = asyncio.Queue(maxsize=queue_size)
         self.closed = False
+        self.dropped = False
         self.channels: frozenset[str] | None = None  # None until it speaks the platform's protocol
 
     def frame(self, frames: Frames) -> str | None:
@@ -161,10 +170,16 @@ class Hub:
             task.cancel()
         await asyncio.gather(*stalled, return_exceptions=True)
         for task in stalled:
-            self.dropped += 1
-            log.warning("dropping WebSocket client of user %r: queue full for %.1fs",
-                        waiting[task].user_id, self.stall_seconds)
+            self.drop(waiting[task], "queue full")
             self._close(waiting[task], OVERFLOW)
+
+    def drop(self, client: Client, why: str) -> None:
+        """Count and log a client dropped as too slow, once whichever way it was found out."""
+        if client.dropped:
+            return
+        client.dropped = True
+        self.dropped += 1
+        log.warning("dropping WebSocket client of user %r: %s for %.1fs", client.user_id, why, self.stall_seconds)
 
     def _close(self, client: Client, close: Close) -> None:
         self.unregister(client)  # empties the queue: room for the close order
@@ -208,6 +223,8 @@ class Relay:
                     while True:
                         async for note in conn.notifies(timeout=self.settings.relay_probe_seconds):
                             await self.dispatch(note.payload)
+                            # A burst arrives already read: let requests in between its messages.
+                            await asyncio.sleep(0)
                         # Quiet for a while: a dead peer only shows when we talk to it.
                         await asyncio.wait_for(conn.execute("SELECT 1"), timeout=5)
             except asyncio.CancelledError:
@@ -233,20 +250,39 @@ class Relay:
         # Anything else may be private to someone: never broadcast it.
 
 
-async def _send_loop(websocket: WebSocket, client: Client, heartbeat: float, expires_at: float) -> None:
+async def _sent(websocket: WebSocket, client: Client, hub: Hub, send) -> bool:
+    """Await one send for at most the drop window. False when it did not complete: the
+    client's socket is full (it does not read), so the client is dropped and its
+    connection aborted, buffers and all (under a server without web.server's protocol
+    the handler ends and the connection closes once the client reads or leaves)."""
+    try:
+        await asyncio.wait_for(send, hub.stall_seconds)
+        return True
+    except TimeoutError:
+        hub.drop(client, "a send blocked")
+        extensions = websocket.scope.setdefault("extensions", {})
+        extensions[DROPPED_KEY] = f"too slow: a send blocked for {hub.stall_seconds:g}s"
+        abort = extensions.get(ABORT_KEY)
+        if abort is not None:
+            abort()
+        return False
+
+
+async def _send_loop(websocket: WebSocket, client: Client, hub: Hub, heartbeat: float, expires_at: float) -> None:
     while True:
         left = expires_at - time.time()
         if left <= 0:
-            await websocket.close(code=1008, reason="token expired")
+            await _sent(websocket, client, hub, websocket.close(code=1008, reason="token expired"))
             return
         try:
             item = await asyncio.wait_for(client.queue.get(), timeout=min(heartbeat, left))
         except TimeoutError:
             item = client.frame(PING)
         if isinstance(item, Close):
-            await websocket.close(code=item.code, reason=item.reason)
+            await _sent(websocket, client, hub, websocket.close(code=item.code, reason=item.reason))
             return
-        await websocket.send_text(item)
+        if not await _sent(websocket, client, hub, websocket.send_text(item)):
+            return
 
 
 async def _receive_loop(websocket: WebSocket, client: Client, hub: Hub) -> None:
@@ -270,7 +306,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     client = state.hub.register(user.id)
-    tasks = {asyncio.create_task(_send_loop(websocket, client, state.settings.ws_heartbeat_seconds,
+    tasks = {asyncio.create_task(_send_loop(websocket, client, state.hub, state.settings.ws_heartbeat_seconds,
                                             user.expires_at)),
              asyncio.create_task(_receive_loop(websocket, client, state.hub))}
     try:
