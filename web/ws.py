@@ -30,6 +30,7 @@ than when the client leaves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -45,6 +46,9 @@ from web.server import ABORT_KEY, DROPPED_KEY
 
 log = logging.getLogger("web.ws")
 
+# Frames serialised as every HTTP answer is (Starlette's JSONResponse): compact, UTF-8.
+_dumps = functools.partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
 CHANNEL = "lottery_events"
 DRAWS, NOTIFICATIONS = "gamification", "notifications"   # the platform's channel names
 CHANNELS = frozenset({DRAWS, NOTIFICATIONS})
@@ -59,7 +63,7 @@ class Frames(NamedTuple):
 
 
 def _control(kind: str) -> Frames:
-    return Frames(json.dumps({"event": kind}), json.dumps({"type": kind}))
+    return Frames(_dumps({"event": kind}), _dumps({"type": kind}))
 
 
 PING, RESYNC = _control("ping"), _control("resync")
@@ -104,13 +108,13 @@ class Client:
         action, channel = message["action"], message.get("channel")
         if action in ("subscribe", "unsubscribe"):
             if not (isinstance(channel, str) and channel in CHANNELS):
-                return json.dumps({"type": "error", "message": f"Invalid channel: {str(channel)[:64]}"})
+                return _dumps({"type": "error", "message": f"Invalid channel: {str(channel)[:64]}"})
             chosen = self.channels or frozenset()
             self.channels = (chosen | {channel}) if action == "subscribe" else (chosen - {channel})
-            return json.dumps({"type": action + "d", "channel": channel})
+            return _dumps({"type": action + "d", "channel": channel})
         if action == "ping":
-            return json.dumps({"type": "pong"})
-        return json.dumps({"type": "error", "message": f"Unknown action: {str(action)[:64]}"})
+            return _dumps({"type": "pong"})
+        return _dumps({"type": "error", "message": f"Unknown action: {str(action)[:64]}"})
 
 
 class Hub:
@@ -192,10 +196,10 @@ def _empty(queue: asyncio.Queue) -> None:
 
 
 def _frames(event: str, data, channel: str | None) -> Frames:
-    ours = json.dumps({"event": event, "data": data})
+    ours = _dumps({"event": event, "data": data})
     if channel is None:  # personal: the platform's direct message shape
-        return Frames(ours, json.dumps({"channel": NOTIFICATIONS, "data": {"type": event, "payload": data}}))
-    return Frames(ours, json.dumps({"channel": channel, "data": {"type": event, **data}}), channel)
+        return Frames(ours, _dumps({"channel": NOTIFICATIONS, "data": {"type": event, "payload": data}}))
+    return Frames(ours, _dumps({"channel": channel, "data": {"type": event, **data}}), channel)
 
 
 class Relay:
