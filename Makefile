@@ -18,7 +18,7 @@ export DATABASE_URL JWT_SECRET
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PG_PACKAGES := postgresql-15 postgresql-15-cron postgresql-15-plpgsql-check postgresql-contrib wrk
 # The browser the /play page is tested in (tests/api/test_play_page.py), and the curl
-# of the README's examples (tests/test_readme.py runs them).
+# of the manual's examples (tests/test_readme.py runs them).
 BROWSER_PACKAGES := chromium chromium-driver curl
 
 .PHONY: help system-deps venv migrate db run stop psql test coverage bench bench-collector bench-fold soak token clean

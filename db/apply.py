@@ -113,7 +113,7 @@ def choose_binding(conn: psycopg.Connection, named: str | None = None) -> Bindin
         raise SystemExit(
             f"binding: neither fits this database, nothing was applied: it has part of the platform's "
             f"tables ({found}) but lacks {missing}. Complete the platform's schema, or name a binding "
-            f"with LOTTERY_BINDING=standalone|platform|FILE.sql (README: Installing into the platform).")
+            f"with LOTTERY_BINDING=standalone|platform|FILE.sql (docs/platform.md: Installing into the platform).")
     return Binding(detected, BINDING_DIR / f"{detected}.sql", "chosen from the catalog", found)
 
 

@@ -20,12 +20,12 @@ from db import apply as db_apply
 from core.rules import TRUEDIFFONE  # noqa: F401  (tests import it from here)
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+BI_PAGE = Path(__file__).resolve().parent.parent / "docs" / "bi.md"
 
 
 def readme_bi_views() -> dict[str, set[str]]:
-    """The README's "For BI" section: each bullet's view, and the names it puts in backticks."""
-    section = README.read_text().split("\n## For BI: the views\n", 1)[1].split("\n## ", 1)[0]
+    """The BI page of the manual (docs/bi.md): each bullet's view, and the names it puts in backticks."""
+    section = BI_PAGE.read_text().split("\n## ", 1)[0]
     bullets = re.findall(r"^- `(\w+)`(.*?)(?=^- |^\S|\Z)", section, re.M | re.S)
     return {view: set(re.findall(r"`(\w+)`", text)) for view, text in bullets}
 

@@ -2,8 +2,8 @@
 
 Every relation (table, partition, view, materialized view, sequence) and function is
 read from the catalog, so one that a migration adds is checked without touching this
-file. What each role may do is in ALLOWED; the BI views are the ones the README's BI
-section lists (tests/test_views.py checks that list against the views themselves).
+file. What each role may do is in ALLOWED; the BI views are the ones docs/bi.md
+lists (tests/test_views.py checks that list against the views themselves).
 """
 
 import uuid

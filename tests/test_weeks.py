@@ -3,6 +3,8 @@
 import psycopg
 import pytest
 
+from tests.helpers import add_shares
+
 ZONES = ["UTC", "Pacific/Kiritimati", "America/Los_Angeles", "Asia/Kolkata"]
 
 
@@ -63,17 +65,59 @@ def test_a_week_with_a_clock_change_in_the_session_zone_is_still_utc(db, zone, m
         (f"{sunday}T23:59:59Z", f"{next_monday}T00:01:00Z", f"{sunday}T23:59:59Z")
 
 
-@pytest.mark.parametrize("text, monday", [
-    ("2026-11-18", "2026-11-16"),
-    ("2026-11-16", "2026-11-16"),
-    ("2026-11-22T23:59:59Z", "2026-11-16"),
-    ("2026-11-23T00:30:00+02:00", "2026-11-16"),   # 22:30 UTC on Sunday
-    ("2026-11-22T23:30:00-01:00", "2026-11-23"),   # 00:30 UTC on Monday
-    ("2026-11-22T23:59:59.999999", "2026-11-16"),  # no offset: UTC
-    (" 2027-01-01 ", "2026-12-28"),
+@pytest.mark.parametrize("text, day, monday", [
+    ("2026-11-18", "2026-11-18", "2026-11-16"),
+    ("2026-11-16", "2026-11-16", "2026-11-16"),
+    ("2026-11-22T23:59:59Z", "2026-11-22", "2026-11-16"),
+    ("2026-11-23T00:30:00+02:00", "2026-11-22", "2026-11-16"),   # 22:30 UTC on Sunday
+    ("2026-11-22T23:30:00-01:00", "2026-11-23", "2026-11-23"),   # 00:30 UTC on Monday
+    ("2026-11-22T23:59:59.999999", "2026-11-22", "2026-11-16"),  # no offset: UTC
+    (" 2027-01-01 ", "2027-01-01", "2026-12-28"),
 ])
-def test_parse_week_accepts_dates_and_timestamps(db, text, monday):
-    assert str(db.execute("SELECT parse_week(%s)", (text,)).fetchone()[0]) == monday
+def test_parse_week_accepts_dates_and_timestamps(db, text, day, monday):
+    # The UTC day named: the bounds of a week parameter are days (check_lottery_week).
+    assert [str(v) for v in db.execute("SELECT parse_week(%s), lottery_week(parse_week(%s))",
+                                       (text, text)).fetchone()] == [day, monday]
+
+
+NOW = "2026-11-18 12:00:00+00"   # a Wednesday: the open week is 2026-11-16, next week ends 2026-11-29
+
+
+@pytest.mark.parametrize("day, monday", [
+    ("2009-01-02", None),                    # the day before the first block
+    ("2009-01-03", "2008-12-29"),            # the first block: its ISO week began on 2008-12-29
+    ("2009-01-04", "2008-12-29"),
+    ("2009-01-02T23:30:00-01:00", "2008-12-29"),   # 00:30 UTC on 2009-01-03
+    ("2009-01-03T00:30:00+01:00", None),           # 23:30 UTC on 2009-01-02
+    ("2026-11-29", "2026-11-23"),            # next week's last day
+    ("2026-11-29T23:59:59Z", "2026-11-23"),
+    ("2026-11-30", None),                    # the day after
+])
+def test_a_week_parameter_lies_between_the_first_block_and_next_week(db, day, monday):
+    """CONTRACT 1: a week parameter outside [2009-01-03, next week] is LTW02; a day from
+    2009-01-03 on names its ISO week, the first one being the week of 2008-12-29."""
+    queries = ["SELECT check_lottery_week(parse_week(%(day)s), %(now)s)",
+               "SELECT week_or_open(parse_week(%(day)s), %(now)s)",
+               "SELECT (get_weekly_game_data('nobody', parse_week(%(day)s), %(now)s)->>'weekStart')::date",
+               "SELECT (get_leaderboard('nobody', parse_week(%(day)s), 25, 0, %(now)s)->>'weekStart')::date"]
+    for sql in queries:
+        db.execute("SAVEPOINT bound")
+        if monday is None:
+            with pytest.raises(psycopg.Error) as refused:
+                db.execute(sql, {"day": day, "now": NOW})
+            assert refused.value.sqlstate == "LTW02", sql
+            assert "from 2009-01-03 to the end of next week (2026-11-29)" in refused.value.diag.message_hint
+        else:
+            assert str(db.execute(sql, {"day": day, "now": NOW}).fetchone()[0]) == monday, sql
+        db.execute("ROLLBACK TO SAVEPOINT bound")
+
+
+def test_the_week_of_the_first_block_is_drawn_like_any_other(db):
+    add_shares(db, ("satoshi", 1.0, "2009-01-03 18:15:05"), ("hal", 2.0, "2009-01-04 10:00"))
+    drawn = db.execute("SELECT iso_utc(week_start), total_participants FROM run_due_draws('2009-01-05 00:01+00')"
+                             ).fetchall()
+    assert drawn == [("2008-12-29T00:00:00Z", 2)]
+    assert db.execute("SELECT get_lottery_by_week('hal', '2009-01-03')->'myResult'->>'rank'").fetchone()[0] == "1"
 
 
 @pytest.mark.parametrize("text", ["2026-02-30", "yesterday", "", "2026-13-01", "16/11/2026",

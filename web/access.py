@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web import metrics
 from web.logs import redact
-from web.server import TIMEOUT_KEY
+from web.server import DROPPED_KEY, TIMEOUT_KEY
 
 log = logging.getLogger("web.access")
 
@@ -98,8 +98,6 @@ class RequestObserver:
                 metrics.WS_CLIENTS.inc()
             elif kind == "websocket.close":
                 session["code"], session["reason"], session["by"] = message.get("code", 1000), message.get("reason"), "server"
-                if message.get("code") == 1013:
-                    metrics.WS_DROPPED.inc()
             elif kind == "websocket.http.response.start":
                 session["status"] = message["status"]
             elif kind == "websocket.http.response.body" and session["reason"] is None:
@@ -118,6 +116,9 @@ class RequestObserver:
             seconds = time.perf_counter() - started
             fields = {"path": scope["path"], "query": _query(scope), "route": _route(scope),
                       "client": _client(scope), "duration_ms": round(seconds * 1000, 2)}
+            dropped = scope.get("extensions", {}).get(DROPPED_KEY)
+            if dropped:  # aborted by web.ws: no close frame could be sent
+                session["code"], session["reason"], session["by"] = 1006, dropped, "server"
             if session["accepted"]:
                 metrics.WS_CLIENTS.dec()
                 metrics.WS_SESSIONS.labels("accepted").inc()

@@ -32,16 +32,17 @@ from web.config import Settings
 from web.db import Database
 from web.errors import EXCEPTION_HANDLERS, RETRY_AFTER_SECONDS, ApiError, error_response
 from web.metrics import Metrics, metrics_endpoint
-from web.openapi import GAME_TYPE, WEEK, build_document, operation, path, query
+from web.openapi import GAME_TYPE, WEEK, Answer, build_document, operation, path, query
 from web.ws import Hub, Relay, websocket_endpoint
 
 log = logging.getLogger("web")
 
 # --- helpers: parsing only; every rule about the data is the SQL's -----------
 
-def _json(row: tuple, status: int = 200) -> Response:
-    """The SQL function's JSON text, passed through as it is."""
-    return Response(row[0], status_code=status, media_type="application/json")
+def _json(row: tuple, status: int = 200) -> Answer:
+    """The SQL function's JSON text; its operation renders it (web.openapi: one serialisation,
+    members in the schema's order)."""
+    return Answer(row[0], status)
 
 
 def _read(request: Request):
@@ -102,7 +103,7 @@ def _json_text(body: dict, name: str, default) -> str | None:
 # --- endpoints (seed 5.7) ---------------------------------------------------
 
 @operation("The caller's weekly game data", ok={200: "WeeklyGameData"}, params=[WEEK], tag="games")
-async def weekly_data(request: Request, user: User) -> Response:
+async def weekly_data(request: Request, user: User) -> Answer:
     """WeeklyGameData of the caller for the open week, or the week named by ?week=."""
     return _json(await Database.fetch(
         _read(request), "SELECT get_weekly_game_data(%s, parse_week(%s))::text",
@@ -111,7 +112,7 @@ async def weekly_data(request: Request, user: User) -> Response:
 
 @operation("The caller's weekly game data with one game's view", ok={200: "GameData"}, tag="games",
            params=[path("game_type", GAME_TYPE, "the game"), WEEK])
-async def game_data(request: Request, user: User) -> Response:
+async def game_data(request: Request, user: User) -> Answer:
     """WeeklyGameData plus `game`, the view of that game (hammer, horse_race, slots, scratch_card)."""
     return _json(await Database.fetch(
         _read(request), "SELECT get_game_data(%s, %s, parse_week(%s))::text",
@@ -122,7 +123,7 @@ async def game_data(request: Request, user: User) -> Response:
            params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "page size"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "sessions to skip"),
                    query("game_type", GAME_TYPE, "only this game")])
-async def game_history(request: Request, user: User) -> Response:
+async def game_history(request: Request, user: User) -> Answer:
     """Only ever the caller's own sessions."""
     limit, offset = _int_param(request, "limit", 20), _int_param(request, "offset", 0)
     return _json(await Database.fetch(
@@ -132,7 +133,7 @@ async def game_history(request: Request, user: User) -> Response:
 
 @operation("Record a game play", ok={201: "GameSession", 200: "GameSession"}, body="PlayRequest",
            errors=[413, 429], tag="games")
-async def play(request: Request, user: User) -> Response:
+async def play(request: Request, user: User) -> Answer:
     """201 with the new session on the first play of that game for that week;
     200 with playCount incremented on a repeat. Playing a drawn week sets gamePlayed on the result."""
     body = await _json_object(request)
@@ -143,7 +144,7 @@ async def play(request: Request, user: User) -> Response:
 
 
 @operation("The latest completed draw", ok={200: "LotteryDraw"}, errors=[404], tag="lottery")
-async def lottery_current(request: Request, user: User) -> Response:
+async def lottery_current(request: Request, user: User) -> Answer:
     """The draw with the caller's result (myResult), the top 10 and nextDrawAt."""
     return _json(await Database.fetch(_read(request), "SELECT get_current_lottery(%s)::text", (user.id,)))
 
@@ -151,7 +152,7 @@ async def lottery_current(request: Request, user: User) -> Response:
 @operation("The draw of one week", ok={200: "LotteryDraw"}, errors=[404], tag="lottery",
            params=[path("week_start", {"type": "string", "example": "2026-11-16"},
                         "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week")])
-async def lottery_week(request: Request, user: User) -> Response:
+async def lottery_week(request: Request, user: User) -> Answer:
     """Same shape as /api/lottery/current."""
     return _json(await Database.fetch(
         _read(request), "SELECT get_lottery_by_week(%s, parse_week(%s))::text",
@@ -164,7 +165,7 @@ async def lottery_week(request: Request, user: User) -> Response:
                         "any day (YYYY-MM-DD) or ISO 8601 timestamp in the week"),
                    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "lines per page"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "lines to skip")])
-async def lottery_ranking(request: Request, user: User) -> Response:
+async def lottery_ranking(request: Request, user: User) -> Answer:
     """Anyone can fetch every page, hash the lines (each followed by a newline) with SHA-256 to get
     resultsDigest, and re-derive each best difficulty from its hash: truediffone / int(hash, 16), truediffone = 2^224 - 2^208 (ckpool)."""
     limit, offset = _int_param(request, "limit", 100), _int_param(request, "offset", 0)
@@ -174,7 +175,7 @@ async def lottery_ranking(request: Request, user: User) -> Response:
 
 
 @operation("The caller's all-time lottery statistics", ok={200: "LotteryStats"}, tag="lottery")
-async def lottery_stats(request: Request, user: User) -> Response:
+async def lottery_stats(request: Request, user: User) -> Answer:
     """Seed LotteryStatsResponse, camelCase."""
     return _json(await Database.fetch(_read(request), "SELECT get_lottery_stats(%s)::text", (user.id,)))
 
@@ -183,7 +184,7 @@ async def lottery_stats(request: Request, user: User) -> Response:
            params=[WEEK,
                    query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}, "rows per page"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "ranks to skip")])
-async def leaderboard(request: Request, user: User) -> Response:
+async def leaderboard(request: Request, user: User) -> Answer:
     """Ranks offset + 1 .. offset + limit: live, in the draw's exact order, until the week is drawn
     (`final` false), the draw's ranks after. Other miners show by display name, a shortened id,
     or "Anonymous miner"; only the caller's own row (`isMe`) carries a `userId`."""
@@ -198,7 +199,7 @@ async def leaderboard(request: Request, user: User) -> Response:
            params=[WEEK,
                    query("around", {"type": "integer", "minimum": 0, "maximum": 50, "default": 5},
                          "rows above and below the caller's")])
-async def leaderboard_me(request: Request, user: User) -> Response:
+async def leaderboard_me(request: Request, user: User) -> Answer:
     """`around` rows above and below the caller's, clipped at both ends; live until drawn, final after.
     A caller without shares that week has no row (`myRank` 0) and gets the top 2 * around + 1 rows."""
     around = _int_param(request, "around", 5, hint="around is 0..50.")
@@ -210,7 +211,7 @@ async def leaderboard_me(request: Request, user: User) -> Response:
 @operation("The caller's lottery weeks, newest first", ok={200: "LotteryHistory"}, tag="lottery",
            params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "weeks per page"),
                    query("offset", {"type": "integer", "minimum": 0, "default": 0}, "weeks to skip")])
-async def lottery_history(request: Request, user: User) -> Response:
+async def lottery_history(request: Request, user: User) -> Answer:
     """Every drawn week the caller took part in, and first, until drawn, the open week and the week
     just closed when the caller has shares in them (`final` false: live rank, no XP yet)."""
     limit, offset = _int_param(request, "limit", 20), _int_param(request, "offset", 0)
@@ -219,13 +220,13 @@ async def lottery_history(request: Request, user: User) -> Response:
 
 
 @operation("The caller's personal bests", ok={200: "PersonalBests"}, tag="lottery")
-async def personal_bests(request: Request, user: User) -> Response:
+async def personal_bests(request: Request, user: User) -> Answer:
     """The best share of the open week, of last week and of all time, and the best final rank ever."""
     return _json(await Database.fetch(_read(request), "SELECT get_personal_bests(%s)::text", (user.id,)))
 
 
 @operation("How other miners see the caller on public lists", ok={200: "Privacy"}, tag="lottery")
-async def privacy(request: Request, user: User) -> Response:
+async def privacy(request: Request, user: User) -> Answer:
     """`public` true (the default): others see the caller's display name, else a shortened id;
     false: "Anonymous miner". `shownAs` is what they see."""
     return _json(await Database.fetch(_read(request), "SELECT get_lottery_privacy(%s)::text", (user.id,)))
@@ -233,7 +234,7 @@ async def privacy(request: Request, user: User) -> Response:
 
 @operation("Choose how other miners see the caller on public lists", ok={200: "Privacy"}, body="PrivacyRequest",
            tag="lottery")
-async def set_privacy(request: Request, user: User) -> Response:
+async def set_privacy(request: Request, user: User) -> Answer:
     """`{"public": false}` shows the caller as "Anonymous miner" to everyone else on every public list
     (top 10, leaderboards) from now on; `{"public": true}` by name again. The caller always sees their own id."""
     public = (await _json_object(request)).get("public")
@@ -246,7 +247,7 @@ async def set_privacy(request: Request, user: User) -> Response:
            access=Access.ADMIN, tag="admin",
            params=[query("week", {"type": "string", "example": "2026-11-16"},
                          "a day of the week to draw; default: the last closed week")])
-async def admin_draw(request: Request, user: User) -> Response:
+async def admin_draw(request: Request, user: User) -> Answer:
     """Manual trigger for a missed draw; idempotent (a drawn week is returned as it is).
     Needs a token with `admin: true`."""
     started = time.perf_counter()

@@ -18,24 +18,27 @@ log = logging.getLogger("web")
 
 
 # Standard PostgreSQL codes that bad input or an outage can raise; the rest is a bug (500).
-STANDARD_SQLSTATES: dict[str, tuple[int, str]] = {
-    "22P02": (400, "invalid_text_representation"),   # e.g. malformed JSON number / escape
-    "22P05": (400, "untranslatable_character"),      # \u0000 in jsonb
-    "22023": (400, "invalid_parameter_value"),
-    "22003": (400, "numeric_value_out_of_range"),     # limit=99999999999
-    "22001": (400, "string_data_right_truncation"),
-    "22007": (400, "invalid_datetime_format"),
-    "22008": (400, "datetime_field_overflow"),
-    "54001": (400, "statement_too_complex"),          # absurdly nested JSON
-    "57014": (503, "query_canceled"),                 # statement_timeout
-    "40001": (503, "serialization_failure"),
-    "40P01": (503, "deadlock_detected"),
-    "53300": (503, "too_many_connections"),
-    "57P01": (503, "admin_shutdown"),
-    "57P02": (503, "crash_shutdown"),
-    "57P03": (503, "cannot_connect_now"),
-    "25006": (503, "read_only_sql_transaction"),     # a write reached a standby (failover under way)
+# A 4xx answers in this API's words: the server's text names its internals (types, functions).
+STANDARD_SQLSTATES: dict[str, tuple[int, str, str | None]] = {
+    "22P02": (400, "invalid_text_representation", "a value of the request cannot be read as what it should be"),
+    "22P05": (400, "untranslatable_character", "the request holds a character that cannot be stored (U+0000)"),
+    "22023": (400, "invalid_parameter_value", "a value of the request is out of its range"),
+    "22003": (400, "numeric_value_out_of_range", "a number of the request is out of range"),  # limit=99999999999
+    "22001": (400, "string_data_right_truncation", "a text of the request is too long"),
+    "22007": (400, "invalid_datetime_format", "a date or time of the request cannot be read"),
+    "22008": (400, "datetime_field_overflow", "a date or time of the request is out of range"),
+    "54001": (400, "statement_too_complex", "the request's data is nested too deeply"),  # absurdly nested JSON
+    "57014": (503, "query_canceled", None),                 # statement_timeout
+    "40001": (503, "serialization_failure", None),
+    "40P01": (503, "deadlock_detected", None),
+    "53300": (503, "too_many_connections", None),
+    "57P01": (503, "admin_shutdown", None),
+    "57P02": (503, "crash_shutdown", None),
+    "57P03": (503, "cannot_connect_now", None),
+    "25006": (503, "read_only_sql_transaction", None),     # a write reached a standby (failover under way)
 }
+# What psycopg refuses to send (a text parameter holding NUL): answered in the same words.
+INVALID_INPUT = (400, "invalid_input", "the request holds a character that cannot be stored (U+0000)")
 UNAVAILABLE_CLASSES = ("08",)  # connection exceptions
 # Retry-After of every 503: an outage is noticed at once and the first request
 # after the database is back succeeds, so clients need not wait long.
@@ -43,7 +46,8 @@ RETRY_AFTER_SECONDS = 2
 
 
 SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
-    **STANDARD_SQLSTATES, **{code: (s.http, s.name) for code, s in sqlstates.load().items()}}
+    **{code: (http, name) for code, (http, name, _) in STANDARD_SQLSTATES.items()},
+    **{code: (s.http, s.name) for code, s in sqlstates.load().items()}}
 
 
 class ApiError(Exception):
@@ -91,12 +95,14 @@ async def database_error(request: Request, exc: psycopg.Error) -> JSONResponse:
         # A rate limit says in DETAIL how many seconds to wait.
         wait = exc.diag.message_detail if status == 429 else None
         headers = {"Retry-After": wait} if wait and wait.isdigit() else None
+        if state in STANDARD_SQLSTATES:  # the server's text is not this API's
+            return error_response(status, name, STANDARD_SQLSTATES[state][2])
         return error_response(status, name, exc.diag.message_primary or str(exc), exc.diag.message_hint, headers)
     if state and state.startswith(UNAVAILABLE_CLASSES):
         return unavailable()
     if state is None and isinstance(exc, psycopg.DataError):
-        # Raised by psycopg before sending, e.g. a NUL byte in a text parameter.
-        return error_response(400, "invalid_input", str(exc))
+        # Raised by psycopg before sending: a NUL byte in a text parameter.
+        return error_response(*INVALID_INPUT)
     if state is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
         # Pool timeout, refused or lost connection: no server answered.
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)

@@ -2,6 +2,10 @@
 structlog's formatter for the standard library's logging, so that uvicorn's,
 psycopg's and this app's records all come out the same way.
 
+Every field is escaped: a control character a client put in a path or a query
+(NUL, CR, ESC) is written as an escape, so a record is one printable line in
+either format (escape_controls; the JSON renderer escapes them itself).
+
 Tokens never reach a log: every handler set up here, and uvicorn's own
 loggers, pass records through RedactTokens (a `token=` query parameter and a
 `Bearer` credential are replaced by `[redacted]`); the access lines of
@@ -14,6 +18,7 @@ import logging
 import logging.config
 import re
 import sys
+import time
 
 import structlog
 
@@ -54,6 +59,41 @@ class DropConnectionChatter(logging.Filter):
                     and record.msg.startswith(self.PREFIXES))
 
 
+class RateLimited:
+    """A warning any client can cause at will: at most one line per `seconds`; the next
+    line says how many were left out (`left_out`)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self._next, self._left_out = seconds, 0.0, 0
+
+    def warning(self, logger: logging.Logger, event: str, **fields) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._left_out += 1
+            return
+        self._next = now + self.seconds
+        if self._left_out:
+            fields["left_out"], self._left_out = self._left_out, 0
+        logger.warning(event, extra=fields)
+
+
+# Control characters (C0, DEL, C1), line and paragraph separators, bidi overrides: a URL
+# path or a header may carry any of them (GET /play/%00, %1B[31m, %0D%0A).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` with each control character written as an escape (\\n, \\r, \\t, \\x1b, \\u2028):
+    a log line stays one printable line whatever a client sent."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group()) or m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _escape_fields(logger, name: str, event: dict) -> dict:
+    """Every text field of the plain format escaped (the JSON renderer escapes them itself)."""
+    return {key: escape_controls(value) if isinstance(value, str) else value for key, value in event.items()}
+
+
 def _drop_color_message(logger, name: str, event: dict) -> dict:
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return event
@@ -71,7 +111,7 @@ def formatter(fmt: str = "plain") -> structlog.stdlib.ProcessorFormatter:
     if fmt == "json":
         render = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
     else:
-        render = [structlog.processors.format_exc_info,
+        render = [structlog.processors.format_exc_info, _escape_fields,
                   structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "logger", "event"],
                                                       bool_as_flag=False)]
     return structlog.stdlib.ProcessorFormatter(

@@ -80,7 +80,7 @@ WS_SESSIONS = Counter("lottery_ws_sessions", "WebSocket handshakes, by outcome (
                       ["outcome"], registry=REGISTRY)
 WS_MESSAGES = Counter("lottery_ws_messages_sent", "WebSocket messages sent to clients", registry=REGISTRY)
 WS_DROPPED = Counter("lottery_ws_clients_dropped", "WebSocket clients dropped for reading too slowly "
-                     "(close code 1013)", registry=REGISTRY)
+                     "(closed 1013, or aborted when even the close could not be sent)", registry=REGISTRY)
 WS_RELAY_RECONNECTS = Counter("lottery_ws_relay_reconnects", "Times the LISTEN relay reconnected to "
                               "the database", registry=REGISTRY)
 WS_RELAY_UP = Gauge("lottery_ws_relay_listening", "1 while the relay LISTENs on lottery_events",
@@ -238,7 +238,7 @@ class Metrics:
         else:
             self.scrape_registry.register(_Forward(REGISTRY))
         self.scrape_registry.register(self.figures)
-        self._relay_seen = 0
+        self._relay_seen = self._dropped_seen = 0
         self._task: asyncio.Task | None = None
         self._server = None
 
@@ -255,6 +255,9 @@ class Metrics:
         if self.relay.reconnects > self._relay_seen:
             WS_RELAY_RECONNECTS.inc(self.relay.reconnects - self._relay_seen)
             self._relay_seen = self.relay.reconnects
+        if self.hub.dropped > self._dropped_seen:
+            WS_DROPPED.inc(self.hub.dropped - self._dropped_seen)
+            self._dropped_seen = self.hub.dropped
 
     async def _sampler(self) -> None:
         while True:

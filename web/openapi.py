@@ -1,11 +1,19 @@
 """/openapi.json, built from the app's Route list: each handler carries its own
 operation (the `operation` decorator) and this module holds the response
-schemas, written after what the SQL functions return."""
+schemas, written after what the SQL functions return.
+
+Every JSON answer is serialised one way, Starlette's JSONResponse's (compact, UTF-8):
+a handler returns the SQL function's JSON as an Answer, and its operation renders
+it with the members of each object in the order its schema lists them (json and
+jsonb each have an order of their own: the query's, or by length)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import functools
+import json
+from typing import Any, Iterable, NamedTuple
 
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.rules import DAYS, GAME_TYPES
@@ -225,6 +233,43 @@ ERROR_TEXT = {
 }
 
 
+def _resolve(schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = SCHEMAS[schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _fits(value, schema: dict) -> bool:
+    """Whether `value` can be of `schema` (to choose among a oneOf's options)."""
+    if value is None:
+        return "null" in (schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")])
+    if isinstance(value, dict):
+        return schema.get("type") == "object" and set(value) <= set(schema.get("properties", {}))
+    return schema.get("type") != "object"
+
+
+def in_schema_order(value, schema: dict):
+    """`value` with the members of each object in the order `schema` lists them (members it
+    does not list after those, as they came; free-form objects, such as resultData, as they came)."""
+    schema = _resolve(schema)
+    if "oneOf" in schema:
+        schema = next((option for option in map(_resolve, schema["oneOf"]) if _fits(value, option)), {})
+    if isinstance(value, dict) and "properties" in schema:
+        listed = schema["properties"]
+        ordered = {name: in_schema_order(value[name], listed[name]) for name in listed if name in value}
+        ordered.update((name, member) for name, member in value.items() if name not in listed)
+        return ordered
+    if isinstance(value, list) and "items" in schema:
+        return [in_schema_order(item, schema["items"]) for item in value]
+    return value
+
+
+class Answer(NamedTuple):
+    """What a handler returns: the JSON text its SQL function built, and the status."""
+    text: str
+    status: int = 200
+
+
 def query(name: str, schema: dict, description: str, required: bool = False) -> dict:
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
@@ -271,7 +316,17 @@ def operation(summary: str, *, ok: dict[int, str | None], params: Iterable[dict]
         if body:
             op["requestBody"] = {"required": True,
                                  "content": {"application/json": {"schema": _ref(body)}}}
-        endpoint = guard(handler, access)
+        schemas = {status: _ref(schema) for status, schema in ok.items() if schema}
+
+        @functools.wraps(handler)
+        async def rendered(request, *args) -> Response:
+            answer = await handler(request, *args)
+            if not isinstance(answer, Answer):
+                return answer
+            return JSONResponse(in_schema_order(json.loads(answer.text), schemas[answer.status]),
+                                status_code=answer.status)
+
+        endpoint = guard(rendered, access)
         endpoint.openapi, endpoint.access = op, access
         return endpoint
     return attach

@@ -16,8 +16,11 @@ one byte a minute and hold its connection forever. GuardedHttpToolsProtocol
 GuardedWebSockets (uvicorn's websockets protocol) finishes two refusals
 properly: a handshake refused by the app (401) without uvicorn's "returned
 without completing handshake" ERROR, and one refused by the websockets
-library itself (e.g. a request line over its 8 KB limit), whose answer it
-otherwise never sends.
+library itself (a request line over its 8 KB limit, 414; a head too large,
+431), counted in lottery_http_connections_cut_total and logged as refused. A
+text message that is not UTF-8 closes its connection (1007) with a
+rate-limited warning line, not uvicorn's ERROR and traceback. It hands the app
+the abort of the connection (ABORT_KEY), for a client that does not read.
 
 Several workers (`--workers N`): prometheus-client's multiprocess mode, in
 PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory when unset), emptied here
@@ -40,13 +43,17 @@ from pathlib import Path
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import HeaderLineTooLong, RequestLineTooLong, TooManyHeaders
 
 from web.config import Settings
-from web.logs import dict_config
+from web.logs import RateLimited, dict_config
 
 log = logging.getLogger("web.server")
 
 TIMEOUT_KEY = "lottery.timeout"   # put in a request's scope when its body deadline cut it off (web.access reads it)
+# Scope extensions of a WebSocket session: ABORT_KEY, set by GuardedWebSockets, aborts the
+# connection at once (a client that does not read: web.ws); DROPPED_KEY, set by web.ws, says why.
+ABORT_KEY, DROPPED_KEY = "lottery.abort", "lottery.dropped"
 
 
 @dataclass(frozen=True)
@@ -194,21 +201,53 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 class GuardedWebSockets(WebSocketsSansIOProtocol):
     """uvicorn's websockets protocol; see the module's docstring."""
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if not self.handshake_initiated and self.conn.handshake_exc is not None and not self.transport.is_closing():
-            # websockets refused the request itself and queued its answer: send it.
-            self.transport.write(b"".join(self.conn.data_to_send()))
-            self.transport.close()
-            _cut("websocket_handshake_refused")
-            log.info("websocket refused", extra={"status": 400, "reason": str(self.conn.handshake_exc),
-                                                 "client": self.client[0] if self.client else None})
+    def handle_connect(self, event) -> None:
+        super().handle_connect(event)
+        if self.handshake_complete:
+            return  # refused by websockets (a bad handshake): no session
+        self.scope["extensions"][ABORT_KEY] = self.transport.abort
+
+    def handle_handshake_exception(self) -> None:
+        # websockets refused the request itself (before the app saw it); uvicorn answers it.
+        exc = self.conn.handshake_exc
+        super().handle_handshake_exception()
+        status, counted, reason = REFUSED_HANDSHAKES.get(type(exc), REFUSED_OTHERWISE)
+        _cut(counted)
+        log.info("websocket refused", extra={"status": status, "reason": reason,
+                                             "client": self.client[0] if self.client else None})
+
+    def send_receive_event_to_app(self) -> None:
+        # A text message that is not UTF-8: closed 1007 (as uvicorn does), with one
+        # rate-limited warning line instead of uvicorn's ERROR and traceback.
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                self.frames = []
+                INVALID_UTF8.warning(log, "websocket message is not UTF-8: closed 1007",
+                                     client=self.client[0] if self.client else None, position=exc.start)
+                self.conn.send_close(1007, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
 
     async def send(self, message) -> None:
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
             # The app's refusal (say 401) was the whole exchange: the handshake is over.
             self.handshake_complete = True
+
+
+# websockets' own refusals: the status it answers, the reason counted (GuardedHttpToolsProtocol's
+# names) and the one logged. Its limits: 8,192 bytes a line, 128 headers.
+REFUSED_HANDSHAKES = {
+    RequestLineTooLong: (414, "url_too_long", "the request line exceeds 8192 bytes"),
+    HeaderLineTooLong: (431, "headers_too_large", "a header line exceeds 8192 bytes"),
+    TooManyHeaders: (431, "headers_too_large", "more than 128 headers"),
+}
+REFUSED_OTHERWISE = (400, "websocket_handshake_refused", "not a valid HTTP request")
+INVALID_UTF8 = RateLimited(seconds=10.0)
 
 
 def uvicorn_options(settings: Settings) -> dict:

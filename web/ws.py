@@ -18,11 +18,19 @@ full gets `stall_seconds` to make room: a burst (thousands of notifications in
 one transaction arrive at once) goes out at the pace of the clients that read,
 and a client that does not read is dropped, so memory stays bounded and the
 relay is held back at most `stall_seconds` by it.
+
+The same window bounds every send: a client that does not read fills its
+socket, and the server's send then waits for room that never comes. A send (a
+frame, a ping or the close) that has not completed within `stall_seconds` drops
+the client and aborts its connection (web.server's protocol gives the app that
+abort, as the scope extension ABORT_KEY): its buffers are freed at once rather
+than when the client leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -34,8 +42,12 @@ from starlette.websockets import WebSocket
 
 from web.config import Settings
 from web.errors import ApiError, error_response
+from web.server import ABORT_KEY, DROPPED_KEY
 
 log = logging.getLogger("web.ws")
+
+# Frames serialised as every HTTP answer is (Starlette's JSONResponse): compact, UTF-8.
+_dumps = functools.partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 CHANNEL = "lottery_events"
 DRAWS, NOTIFICATIONS = "gamification", "notifications"   # the platform's channel names
@@ -51,7 +63,7 @@ class Frames(NamedTuple):
 
 
 def _control(kind: str) -> Frames:
-    return Frames(json.dumps({"event": kind}), json.dumps({"type": kind}))
+    return Frames(_dumps({"event": kind}), _dumps({"type": kind}))
 
 
 PING, RESYNC = _control("ping"), _control("resync")
@@ -69,12 +81,13 @@ SHUTDOWN = Close(1001, "server shutting down")
 
 
 class Client:
-    __slots__ = ("user_id", "queue", "closed", "channels")
+    __slots__ = ("user_id", "queue", "closed", "dropped", "channels")
 
     def __init__(self, user_id: str, queue_size: int):
         self.user_id = user_id
         self.queue: asyncio.Queue[str | Close] = asyncio.Queue(maxsize=queue_size)
         self.closed = False
+        self.dropped = False
         self.channels: frozenset[str] | None = None  # None until it speaks the platform's protocol
 
     def frame(self, frames: Frames) -> str | None:
@@ -95,13 +108,13 @@ class Client:
         action, channel = message["action"], message.get("channel")
         if action in ("subscribe", "unsubscribe"):
             if not (isinstance(channel, str) and channel in CHANNELS):
-                return json.dumps({"type": "error", "message": f"Invalid channel: {str(channel)[:64]}"})
+                return _dumps({"type": "error", "message": f"Invalid channel: {str(channel)[:64]}"})
             chosen = self.channels or frozenset()
             self.channels = (chosen | {channel}) if action == "subscribe" else (chosen - {channel})
-            return json.dumps({"type": action + "d", "channel": channel})
+            return _dumps({"type": action + "d", "channel": channel})
         if action == "ping":
-            return json.dumps({"type": "pong"})
-        return json.dumps({"type": "error", "message": f"Unknown action: {str(action)[:64]}"})
+            return _dumps({"type": "pong"})
+        return _dumps({"type": "error", "message": f"Unknown action: {str(action)[:64]}"})
 
 
 class Hub:
@@ -161,10 +174,16 @@ class Hub:
             task.cancel()
         await asyncio.gather(*stalled, return_exceptions=True)
         for task in stalled:
-            self.dropped += 1
-            log.warning("dropping WebSocket client of user %r: queue full for %.1fs",
-                        waiting[task].user_id, self.stall_seconds)
+            self.drop(waiting[task], "queue full")
             self._close(waiting[task], OVERFLOW)
+
+    def drop(self, client: Client, why: str) -> None:
+        """Count and log a client dropped as too slow, once whichever way it was found out."""
+        if client.dropped:
+            return
+        client.dropped = True
+        self.dropped += 1
+        log.warning("dropping WebSocket client of user %r: %s for %.1fs", client.user_id, why, self.stall_seconds)
 
     def _close(self, client: Client, close: Close) -> None:
         self.unregister(client)  # empties the queue: room for the close order
@@ -177,10 +196,10 @@ def _empty(queue: asyncio.Queue) -> None:
 
 
 def _frames(event: str, data, channel: str | None) -> Frames:
-    ours = json.dumps({"event": event, "data": data})
+    ours = _dumps({"event": event, "data": data})
     if channel is None:  # personal: the platform's direct message shape
-        return Frames(ours, json.dumps({"channel": NOTIFICATIONS, "data": {"type": event, "payload": data}}))
-    return Frames(ours, json.dumps({"channel": channel, "data": {"type": event, **data}}), channel)
+        return Frames(ours, _dumps({"channel": NOTIFICATIONS, "data": {"type": event, "payload": data}}))
+    return Frames(ours, _dumps({"channel": channel, "data": {"type": event, **data}}), channel)
 
 
 class Relay:
@@ -208,6 +227,8 @@ class Relay:
                     while True:
                         async for note in conn.notifies(timeout=self.settings.relay_probe_seconds):
                             await self.dispatch(note.payload)
+                            # A burst arrives already read: let requests in between its messages.
+                            await asyncio.sleep(0)
                         # Quiet for a while: a dead peer only shows when we talk to it.
                         await asyncio.wait_for(conn.execute("SELECT 1"), timeout=5)
             except asyncio.CancelledError:
@@ -233,20 +254,39 @@ class Relay:
         # Anything else may be private to someone: never broadcast it.
 
 
-async def _send_loop(websocket: WebSocket, client: Client, heartbeat: float, expires_at: float) -> None:
+async def _sent(websocket: WebSocket, client: Client, hub: Hub, send) -> bool:
+    """Await one send for at most the drop window. False when it did not complete: the
+    client's socket is full (it does not read), so the client is dropped and its
+    connection aborted, buffers and all (under a server without web.server's protocol
+    the handler ends and the connection closes once the client reads or leaves)."""
+    try:
+        await asyncio.wait_for(send, hub.stall_seconds)
+        return True
+    except TimeoutError:
+        hub.drop(client, "a send blocked")
+        extensions = websocket.scope.setdefault("extensions", {})
+        extensions[DROPPED_KEY] = f"too slow: a send blocked for {hub.stall_seconds:g}s"
+        abort = extensions.get(ABORT_KEY)
+        if abort is not None:
+            abort()
+        return False
+
+
+async def _send_loop(websocket: WebSocket, client: Client, hub: Hub, heartbeat: float, expires_at: float) -> None:
     while True:
         left = expires_at - time.time()
         if left <= 0:
-            await websocket.close(code=1008, reason="token expired")
+            await _sent(websocket, client, hub, websocket.close(code=1008, reason="token expired"))
             return
         try:
             item = await asyncio.wait_for(client.queue.get(), timeout=min(heartbeat, left))
         except TimeoutError:
             item = client.frame(PING)
         if isinstance(item, Close):
-            await websocket.close(code=item.code, reason=item.reason)
+            await _sent(websocket, client, hub, websocket.close(code=item.code, reason=item.reason))
             return
-        await websocket.send_text(item)
+        if not await _sent(websocket, client, hub, websocket.send_text(item)):
+            return
 
 
 async def _receive_loop(websocket: WebSocket, client: Client, hub: Hub) -> None:
@@ -270,7 +310,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     client = state.hub.register(user.id)
-    tasks = {asyncio.create_task(_send_loop(websocket, client, state.settings.ws_heartbeat_seconds,
+    tasks = {asyncio.create_task(_send_loop(websocket, client, state.hub, state.settings.ws_heartbeat_seconds,
                                             user.expires_at)),
              asyncio.create_task(_receive_loop(websocket, client, state.hub))}
     try:

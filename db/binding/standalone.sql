@@ -5,8 +5,8 @@
 --
 -- Every binding file defines these same functions with the same signatures;
 -- the rest of the project reaches users, XP and notifications only through them.
--- db/binding/platform.sql is the other one; README "Installing into the
--- platform" says how to write one for another schema.
+-- db/binding/platform.sql is the other one; docs/platform.md ("Installing into the
+-- platform") says how to write one for another schema.
 
 CREATE OR REPLACE FUNCTION lottery_binding()
 RETURNS text

@@ -2,7 +2,7 @@
 text for the staging table, or Malformed with the reason. Whether an event is sound
 (its user, sdiff, accepted flag...) is not judged here: share_event_problem() does
 that in SQL, see db/cli/ingest_load.py. The input forms are described in
-`lottery ingest --help` (db/cli/ingest.py) and the README."""
+`lottery ingest --help` (db/cli/ingest.py) and docs/operating.md."""
 
 from __future__ import annotations
 

@@ -144,7 +144,10 @@ COMMENT ON FUNCTION week_end_shown(date) IS
 GRANT EXECUTE ON FUNCTION week_end_shown(date) TO lottery_web, lottery_bi;
 
 -- Parses the week parameter of URLs: a date (2026-11-18) or an ISO 8601
--- timestamp (a timestamp without offset is read as UTC).
+-- timestamp (a timestamp without offset is read as UTC), to the UTC day it
+-- names. The day, not yet its Monday: the function it goes to checks it
+-- (check_lottery_week), and the bounds are days. 2009-01-03 names the week of
+-- 2008-12-29, which holds the first block; 2008-12-29 itself lies before it.
 CREATE OR REPLACE FUNCTION parse_week(p_text text)
 RETURNS date
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
@@ -154,11 +157,11 @@ DECLARE
 BEGIN
     BEGIN
         IF v_text ~ '^\d{4}-\d{2}-\d{2}$' THEN
-            RETURN lottery_week(v_text::date);
+            RETURN v_text::date;
         ELSIF v_text ~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$' THEN
-            RETURN lottery_week_at(v_text::timestamptz);
+            RETURN (v_text::timestamptz AT TIME ZONE 'UTC')::date;
         ELSIF v_text ~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$' THEN
-            RETURN lottery_week_at(v_text::timestamp AT TIME ZONE 'UTC');
+            RETURN v_text::timestamp::date;
         END IF;
     EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
                    OR invalid_time_zone_displacement_value THEN
@@ -170,7 +173,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION parse_week(text) IS
-    'Monday of the week named by a date or ISO 8601 timestamp text (no offset means UTC). Raises LTW02 on anything else.';
+    'The UTC day named by a date or ISO 8601 timestamp text (no offset means UTC), which names its week; every function taking a week checks the day and normalises it to its Monday. Raises LTW02 on anything else.';
 GRANT EXECUTE ON FUNCTION parse_week(text) TO lottery_web, lottery_bi;
 
 CREATE OR REPLACE FUNCTION next_draw_at(p_now timestamptz DEFAULT now())

@@ -194,7 +194,9 @@ BEGIN
     -- A week whose events the background fold has not reached yet is due too.
     PERFORM fold_pending_events();
     FOR v_week IN SELECT w FROM due_draw_weeks(v_now) AS w LOOP
-        RETURN NEXT run_lottery_draw(v_week, v_now);
+        -- A week is named by a day of it from 2009-01-03 on: the first week's
+        -- Monday (2008-12-29) lies before the first block, its 2009-01-03 names it.
+        RETURN NEXT run_lottery_draw(greatest(v_week, lottery_epoch()), v_now);
     END LOOP;
     -- Awards of miners who have registered since their draw reach the platform now.
     PERFORM deliver_pending_xp();

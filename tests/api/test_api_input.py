@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -12,20 +13,21 @@ from tests.api.support import auth
 pytestmark = pytest.mark.anyio
 
 HUGE = "9" * 10_000
+DRIVER_WORDS = re.compile(r"PostgreSQL|psycopg|jsonb|\bjson\b|\bSQL\b|syntax|function|0x00|CONTEXT")
 NEXT_WEEK = (date.today() + timedelta(days=7)).isoformat()
 WEEK_AFTER_NEXT = (date.today() + timedelta(days=14)).isoformat()
 
 BAD_GETS = [
     ("/api/games/weekly-data/chess", 400, "invalid_game_type"),
     ("/api/games/weekly-data/HAMMER", 400, "invalid_game_type"),
-    ("/api/games/weekly-data/%00", 400, None),
+    ("/api/games/weekly-data/%00", 400, "invalid_input"),
     ("/api/games/weekly-data?week=2026-02-30", 400, "invalid_week"),
     ("/api/games/weekly-data?week=yesterday", 400, "invalid_week"),
     ("/api/games/weekly-data?week=", 400, "invalid_week"),
     ("/api/games/weekly-data?week=2026-13-01", 400, "invalid_week"),
     ("/api/games/weekly-data?week=2026-02-16T25:00:00Z", 400, "invalid_week"),
     ("/api/games/weekly-data?week=99999-01-01", 400, "invalid_week"),
-    ("/api/games/weekly-data?week=%00", 400, None),
+    ("/api/games/weekly-data?week=%00", 400, "invalid_input"),
     (f"/api/games/weekly-data?week={HUGE}", 400, "invalid_week"),
     ("/api/games/weekly-data/hammer?week=yesterday", 400, "invalid_week"),
     ("/api/lottery/week/2026-02-30", 400, "invalid_week"),
@@ -38,7 +40,7 @@ BAD_GETS = [
     ("/api/games/history?limit=abc", 400, "invalid_pagination"),
     ("/api/games/history?limit=1.5", 400, "invalid_pagination"),
     ("/api/games/history?limit=", 400, "invalid_pagination"),
-    ("/api/games/history?limit=99999999999", 400, None),
+    ("/api/games/history?limit=99999999999", 400, "numeric_value_out_of_range"),
     (f"/api/games/history?limit={HUGE}", 400, "invalid_pagination"),
     ("/api/games/history?offset=-1", 400, "invalid_pagination"),
     ("/api/games/history?offset=x", 400, "invalid_pagination"),
@@ -52,6 +54,8 @@ def assert_json_error(response, status: int, code: str | None) -> None:
     body = response.json()
     assert isinstance(body["code"], str) and isinstance(body["message"], str) and body["detail"] == body["message"]
     assert set(body) <= {"code", "message", "detail", "hint"}
+    # In this API's words: never the database's or the driver's text.
+    assert not DRIVER_WORDS.search(f"{body['message']} {body.get('hint', '')}"), body
     if code:
         assert body["code"] == code
 
@@ -85,7 +89,7 @@ BAD_PLAYS = [
     ("result data null", {"gameType": "slots", "resultData": None}, 400, "invalid_result_data"),
     ("result data over 4 KiB", {"gameType": "slots", "resultData": {"x": "y" * 5000}}, 400, "invalid_result_data"),
     ("result data nested 9 deep", {"gameType": "slots", "resultData": nested(9)}, 400, "invalid_result_data"),
-    ("result data NUL", b'{"gameType": "slots", "resultData": {"a": "\\u0000"}}', 400, None),
+    ("result data NUL", b'{"gameType": "slots", "resultData": {"a": "\\u0000"}}', 400, "untranslatable_character"),
     ("result data lone surrogate", b'{"gameType": "slots", "resultData": {"a": "\\udc00"}}', 400, None),
     ("result data NaN", b'{"gameType": "slots", "resultData": {"a": NaN}}', 400, "invalid_body"),
     ("week not a string", {"gameType": "slots", "weekStart": 20260216}, 400, "invalid_body"),
@@ -129,3 +133,24 @@ async def test_nothing_was_written(readonly_client, readonly_db_url):
     import psycopg
     with psycopg.connect(readonly_db_url) as conn:
         assert conn.execute("SELECT count(*) FROM game_sessions").fetchone()[0] == 0
+
+
+async def test_a_week_parameter_lies_between_the_first_block_and_next_week(readonly_client, readonly_db_url):
+    """CONTRACT 1 over HTTP: 2009-01-02 is refused, 2009-01-03 and 2009-01-04 name the week of
+    2008-12-29 (which holds the first block), next week's last day is accepted, the day after refused."""
+    import psycopg
+    with psycopg.connect(readonly_db_url) as conn:
+        last, after, monday = (str(d) for d in conn.execute(
+            "SELECT w + 13, w + 14, w + 7 FROM lottery_week_at(now()) AS w").fetchone())
+    bounds = {"2009-01-02": None, "2009-01-03": "2008-12-29", "2009-01-04": "2008-12-29",
+              last: monday, after: None}
+    for day, week in bounds.items():
+        for url in (f"/api/games/weekly-data?week={day}", f"/api/games/weekly-data/slots?week={day}",
+                    f"/api/lottery/leaderboard?week={day}"):
+            response = await readonly_client.get(url, headers=auth("alice"))
+            if week is None:
+                assert_json_error(response, 400, "invalid_week")
+                assert "from 2009-01-03 to the end of next week" in response.json()["hint"]
+            else:
+                assert response.status_code == 200, (url, response.text)
+                assert response.json()["weekStart"] == f"{week}T00:00:00Z", url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 
 import pytest
@@ -119,3 +120,66 @@ async def test_the_lifespan_yields_the_typed_state(settings):
         assert set(state) == set(types)
         for name, kind in types.items():
             assert isinstance(state[name], kind), name
+
+
+def _schema(doc: dict, schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def assert_in_listed_order(doc: dict, value, schema: dict, where: str) -> int:
+    """Every object of `value` has its members in the order its schema lists them; the
+    number of objects checked."""
+    schema = _schema(doc, schema)
+    if "oneOf" in schema:
+        options = [_schema(doc, o) for o in schema["oneOf"]]
+        if value is None:
+            return 0
+        schema = next(o for o in options if o.get("type") == "object" and set(value) <= set(o["properties"]))
+    checked = 0
+    if isinstance(value, dict) and "properties" in schema:
+        assert list(value) == [k for k in schema["properties"] if k in value], where
+        checked = 1 + sum(assert_in_listed_order(doc, value[k], schema["properties"][k], f"{where}.{k}")
+                          for k in value)
+    elif isinstance(value, list) and "items" in schema:
+        checked = sum(assert_in_listed_order(doc, item, schema["items"], f"{where}[]") for item in value)
+    return checked
+
+
+async def test_every_json_answer_is_serialised_one_way_in_the_documents_order(client, shares):
+    """Compact as Starlette's JSONResponse writes it (no space before or after a colon), and
+    the members of each object in the order /openapi.json lists them, whether the SQL
+    built json (the query's order, " : ") or jsonb (keys by length)."""
+    shares.add("alice", 500.0, weeks_ago=1)
+    shares.add("bob", 900.0, weeks_ago=1, second=5)
+    shares.add("alice", 50.0)
+    shares.draw(weeks_ago=1)
+    week = shares.week(1)
+    doc = (await client.get("/openapi.json")).json()
+    played = await client.post("/api/games/play", headers=auth("alice"),
+                               json={"gameType": "slots", "resultData": {"zeta": 1, "a": [1, {"y": 2, "x": 3}]}})
+    calls = [("/api/games/weekly-data", "get"), ("/api/games/weekly-data/{game_type}", "get"),
+             ("/api/games/history", "get"), ("/api/lottery/current", "get"),
+             ("/api/lottery/week/{week_start}", "get"), ("/api/lottery/week/{week_start}/ranking", "get"),
+             ("/api/lottery/stats", "get"), ("/api/lottery/leaderboard", "get"),
+             ("/api/lottery/leaderboard/me", "get"), ("/api/lottery/history", "get"),
+             ("/api/lottery/personal-bests", "get"), ("/api/lottery/privacy", "get"), ("/healthz", "get")]
+    responses = [("/api/games/play", "post", played)]
+    for template, method in calls:
+        for game in ("hammer", "horse_race", "slots", "scratch_card") if "{game_type}" in template else (None,):
+            url = template.replace("{game_type}", game or "").replace("{week_start}", str(week))
+            responses.append((template, method, await client.request(method, url, headers=auth("alice"))))
+    responses.append(("/api/lottery/week/{week_start}", "get",
+                      await client.get("/api/lottery/week/2009-01-05", headers=auth("alice"))))   # an Error
+    checked = 0
+    for template, method, response in responses:
+        body = response.content.decode()
+        value = response.json()
+        assert body == json.dumps(value, ensure_ascii=False, separators=(",", ":")), (template, body[:200])
+        declared = doc["paths"][template][method]["responses"][str(response.status_code)]
+        checked += assert_in_listed_order(doc, value, declared["content"]["application/json"]["schema"], template)
+    assert checked > 40
+    # A free-form member (resultData) comes back as it was given.
+    history = (await client.get("/api/games/history", headers=auth("alice"))).json()
+    assert history[0]["resultData"] == {"zeta": 1, "a": [1, {"y": 2, "x": 3}]}

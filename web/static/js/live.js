@@ -1,4 +1,4 @@
-// Live updates over WebSocket /ws?token=<JWT> (README "WebSocket"): lottery_drawn to
+// Live updates over WebSocket /ws?token=<JWT> (docs/api.md, "WebSocket"): lottery_drawn to
 // everyone, the caller's own notifications, ping heartbeats, and resync when the
 // server may have missed events. Reconnects with backoff, except when the token
 // expired (close code 1008).

@@ -1,4 +1,4 @@
-// Verify a draw from its published ranking alone (the README's recipe):
+// Verify a draw from its published ranking alone (the recipe of docs/verifying.md):
 //   1. fetch every page of /api/lottery/week/{week}/ranking;
 //   2. SHA-256 over the lines in rank order, each followed by "\n", as UTF-8,
 //      must equal the draw's resultsDigest;
