@@ -104,8 +104,10 @@ AS $$
     SELECT event_kind(p_event_type, f.bad_time, f.user_id, f.accepted, f.diff, f.network_diff, f.hash, p_payload),
            CASE WHEN NOT f.bad_time THEN lottery_week_at(p_ts) END,
            extract(isodow FROM p_ts AT TIME ZONE 'UTC')::integer, f.user_id, coalesce(f.diff, f.network_diff), f.hash
-    FROM event_fields(p_ts, p_event_type, p_payload->'user', p_payload->'accepted', p_payload->'sdiff',
-                      p_payload->'diff', p_payload->>'hash') AS f
+    -- OFFSET 0: event_kind then reads plain columns and is inlined; given the
+    -- fields' expressions it would run as a function call of its own per row.
+    FROM (SELECT * FROM event_fields(p_ts, p_event_type, p_payload->'user', p_payload->'accepted',
+                                     p_payload->'sdiff', p_payload->'diff', p_payload->>'hash') OFFSET 0) AS f
 $$;
 COMMENT ON FUNCTION judge_event(timestamptz, text, jsonb) IS
     'One event judged: its kind (event_kind), ISO week (NULL for an unbelievable time), ISO day of week, user, difficulty (sdiff or network diff) and usable hash. For a handful of rows (a user''s unfolded events); queue_events judges many the same way, computing each field once.';

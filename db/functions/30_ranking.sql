@@ -131,8 +131,12 @@ CREATE OR REPLACE FUNCTION own_week_figures(p_user_id text, p_week date)
 RETURNS TABLE (best_difficulty double precision, best_at timestamptz, best_hash text, share_count bigint,
                day_best double precision[], day_shares integer[], rank_bucket integer, folded boolean,
                found_block boolean)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE ROWS 1
+-- PL/pgSQL for its cached plan: planning this over every partition of
+-- mining_events costs several times what running it does.
+SET plan_cache_mode = force_generic_plan
 AS $$
+BEGIN
     -- A user's own figures of a week as of this statement's snapshot: the folded
     -- participant-week row plus the user's events above the fold's watermark,
     -- judged as the fold judges them (judge_event) and combined as the fold
@@ -140,6 +144,7 @@ AS $$
     -- the aggregates are read in one snapshot, and the fold moves both in one
     -- transaction: no event is missed or counted twice. Exactly one row; NULL
     -- figures without shares.
+    RETURN QUERY
     WITH tail AS (
         SELECT j.kind, j.dow, e.ts, j.hash,
                CASE WHEN j.hash IS NULL AND (SELECT s.require_share_hash FROM lottery_settings s) THEN 0
@@ -178,7 +183,8 @@ AS $$
     )
     SELECT c.best_difficulty, c.best_at, c.best_hash, CASE WHEN c.best_at IS NULL THEN NULL ELSE c.share_count END,
            c.day_best, c.day_shares, rank_bucket_of(c.best_difficulty), c.folded, c.found_block
-    FROM combined c
+    FROM combined c;
+END
 $$;
 COMMENT ON FUNCTION own_week_figures(text, date) IS
     'A user''s own figures of the week p_week (a Monday), exact as of this statement: best share (difficulty, when first reached, hash), share count, seven daily bests and counts, its rank bucket, whether the fold has the user''s row yet, and whether the user found a block; the folded participant-week row plus the user''s events the fold has not reached. One row; NULL figures without shares.';
