@@ -210,7 +210,7 @@ def measure_judging(conn, rows: Progress, after: int, events: int) -> None:
     conn.execute(scan, (after, after + events)).fetchone()
     scanned = time.perf_counter() - started
     started = time.perf_counter()
-    queued = conn.execute("SELECT queue_events('mining_events', %s, %s)", (after, after + events)).fetchone()[0]
+    queued = conn.execute("SELECT queue_events(%s::bigint, %s::bigint)", (after, after + events)).fetchone()[0]
     judged = time.perf_counter() - started
     conn.rollback()
     rows.append(("fold: judging per share (queue_events, beyond reading the row)",

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from bench.collector import BARE_TABLE, FLOOR_TABLE, measure_collector
 from bench.common import percentile
+from bench.fold import PLATFORM_BARE, measure_fold
 from bench.scale import generate_participants
 from bench.shares import POOL_DIFFICULTIES, install_sql_generator, random_share, random_ts
 from tests.helpers import utc
@@ -135,3 +136,22 @@ def test_collector_measurement_aggregates_every_share_on_every_path(fresh_db):
     # Two loads of 300 into mining_events, each row with the collector's source column.
     assert conn.execute("SELECT count(*), count(*) FILTER (WHERE source = 'hosted') FROM mining_events"
                         ).fetchone() == (600, 600)
+
+
+def test_fold_measurement_reports_every_figure_and_leaves_the_events_folded(fresh_db, fresh_db_url):
+    conn = fresh_db
+    week = conn.execute("SELECT lottery_week_at(now())").fetchone()[0]
+    generate_participants(conn, week, 40, 20)
+    conn.commit()
+    rows = []
+    measure_fold(conn, fresh_db_url, rows, users=40, week=week, copy_events=400, collector_shares=300,
+                 collector_batch=100, sustain_seconds=1, tail_seconds=1)
+    labels = [label for label, _, _ in rows]
+    # The writer beside the fold and its catch-up, both COPY forms (bare, then written and
+    # caught up), throughput, judging, lag, and own weekly-data and live rank over a tail.
+    assert any("judging per share" in label for label in labels), labels
+    assert any("throughput on one core" in label for label in labels)
+    assert any(label.startswith("fold: lag during") for label in labels)
+    assert sum(label.startswith("fold: own ") for label in labels) == 2
+    assert conn.execute("SELECT to_regclass(%s) IS NULL", (PLATFORM_BARE,)).fetchone()[0]
+    assert conn.execute("SELECT events FROM event_fold_lag()").fetchone()[0] == 0
