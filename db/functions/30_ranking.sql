@@ -190,7 +190,8 @@ COMMENT ON FUNCTION own_week_figures(text, date) IS
     'A user''s own figures of the week p_week (a Monday), exact as of this statement: best share (difficulty, when first reached, hash), share count, seven daily bests and counts, its rank bucket, whether the fold has the user''s row yet, and whether the user found a block; the folded participant-week row plus the user''s events the fold has not reached. One row; NULL figures without shares.';
 REVOKE EXECUTE ON FUNCTION own_week_figures(text, date) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION live_position(p_user_id text, p_week date)
+CREATE OR REPLACE FUNCTION position_of(p_user_id text, p_week date, p_best double precision,
+                                       p_best_at timestamptz, p_rank_bucket integer, p_folded boolean)
 RETURNS TABLE (rank bigint, participants bigint, rank_bucket integer, above bigint)
 LANGUAGE sql STABLE
 AS $$
@@ -198,26 +199,37 @@ AS $$
     -- buckets above the user's group (a few hundred rows at a million
     -- participants), whole buckets above the user's inside its group (at most
     -- 127), then the participants of the user's own bucket ranked before the
-    -- user. The user stands where their own figures put them (own_week_figures:
-    -- folded or not), the others as folded.
-    SELECT CASE WHEN me.best_at IS NULL THEN 0::bigint ELSE
+    -- user. The user stands where the given figures put them, the others as folded.
+    SELECT CASE WHEN p_best_at IS NULL THEN 0::bigint ELSE
                a.above + 1 + (SELECT count(*) FROM share_weekly_best b
-                              WHERE b.week_start = p_week AND b.rank_bucket = me.rank_bucket
+                              WHERE b.week_start = p_week AND b.rank_bucket = p_rank_bucket
                                 AND b.user_id <> p_user_id
                                 AND ranked_before(b.best_difficulty, b.best_at, b.user_id,
-                                                  me.best_difficulty, me.best_at, p_user_id))
+                                                  p_best, p_best_at, p_user_id))
            END,
-           g.total + (me.best_at IS NOT NULL AND NOT me.folded)::integer, me.rank_bucket, a.above
-    FROM own_week_figures(p_user_id, p_week) AS me
-    CROSS JOIN LATERAL (
+           g.total + (p_best_at IS NOT NULL AND NOT p_folded)::integer, p_rank_bucket, a.above
+    FROM (
         SELECT coalesce(sum(x.participants), 0)::bigint AS total,
-               coalesce(sum(x.participants) FILTER (WHERE x.bucket_group > rank_bucket_group(me.rank_bucket)), 0)::bigint
+               coalesce(sum(x.participants) FILTER (WHERE x.bucket_group > rank_bucket_group(p_rank_bucket)), 0)::bigint
                    AS above
         FROM share_rank_bucket_groups x WHERE x.week_start = p_week) AS g
     CROSS JOIN LATERAL (
         SELECT g.above + coalesce(sum(b.participants), 0)::bigint AS above FROM share_rank_buckets b
-        WHERE b.week_start = p_week AND b.rank_bucket > me.rank_bucket
-          AND b.rank_bucket < (rank_bucket_group(me.rank_bucket) + 1) * 128) AS a
+        WHERE b.week_start = p_week AND b.rank_bucket > p_rank_bucket
+          AND b.rank_bucket < (rank_bucket_group(p_rank_bucket) + 1) * 128) AS a
+$$;
+COMMENT ON FUNCTION position_of(text, date, double precision, timestamptz, integer, boolean) IS
+    'Where a user with the given own figures of the week p_week (best difficulty, when first reached, rank bucket, whether the fold has the user''s row: own_week_figures) stands, live, in the draw''s exact order: rank (0 without a best), participants so far, the rank bucket and how many participants rank above that bucket. Others count as of the last fold.';
+REVOKE EXECUTE ON FUNCTION position_of(text, date, double precision, timestamptz, integer, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION live_position(p_user_id text, p_week date)
+RETURNS TABLE (rank bigint, participants bigint, rank_bucket integer, above bigint)
+LANGUAGE sql STABLE
+AS $$
+    -- The user stands where their own figures put them (own_week_figures:
+    -- folded or not).
+    SELECT p.* FROM own_week_figures(p_user_id, p_week) AS me
+    CROSS JOIN LATERAL position_of(p_user_id, p_week, me.best_difficulty, me.best_at, me.rank_bucket, me.folded) AS p
 $$;
 COMMENT ON FUNCTION live_position(text, date) IS
     'Where a user stands in the week p_week (a Monday), live, in the draw''s exact order: rank (0 without shares), participants so far, the user''s rank bucket and how many participants rank above that bucket (a start for rank_page). The user''s own shares count as of this statement (own_week_figures); others'' as of the last fold.';
@@ -231,23 +243,37 @@ COMMENT ON FUNCTION live_rank(text, date) IS
     'Provisional rank of a user in the week p_week (a Monday) in the draw''s exact order, and the number of participants so far (live_position); rank 0 without shares. The user''s own shares as of this statement, others'' as of the last fold.';
 REVOKE EXECUTE ON FUNCTION live_rank(text, date) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION week_rank(p_user_id text, p_week date)
+CREATE OR REPLACE FUNCTION week_rank_of(p_user_id text, p_week date, p_best double precision,
+                                        p_best_at timestamptz, p_rank_bucket integer, p_folded boolean)
 RETURNS TABLE (rank bigint, participants bigint, drawn boolean, rank_bucket integer, above bigint)
 LANGUAGE sql STABLE
 AS $$
-    -- The final rank once the week is drawn, else the live one in the same order
-    -- (with the live position's bucket and the participants above it).
+    -- The final rank once the week is drawn, else the live one the given own
+    -- figures put the user at (with the live position's bucket and the
+    -- participants above it).
     SELECT coalesce(r.rank::bigint, 0), d.total_participants::bigint, true, NULL::integer, NULL::bigint
     FROM lottery_draws d
     LEFT JOIN lottery_results r ON r.draw_id = d.id AND r.user_id = p_user_id
     WHERE d.week_start = lottery_week_start_ts(p_week) AND d.status = 'completed'
     UNION ALL
-    SELECT l.rank, l.participants, false, l.rank_bucket, l.above FROM live_position(p_user_id, p_week) l
+    SELECT l.rank, l.participants, false, l.rank_bucket, l.above
+    FROM position_of(p_user_id, p_week, p_best, p_best_at, p_rank_bucket, p_folded) l
     WHERE NOT EXISTS (SELECT FROM lottery_draws d
                       WHERE d.week_start = lottery_week_start_ts(p_week) AND d.status = 'completed')
 $$;
+COMMENT ON FUNCTION week_rank_of(text, date, double precision, timestamptz, integer, boolean) IS
+    'A user''s rank and the participant count in the week p_week (a Monday): final (drawn = true) once the week is drawn, else live where the given own figures (own_week_figures) put the user (position_of, whose rank bucket and participants above it come along).';
+REVOKE EXECUTE ON FUNCTION week_rank_of(text, date, double precision, timestamptz, integer, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION week_rank(p_user_id text, p_week date)
+RETURNS TABLE (rank bigint, participants bigint, drawn boolean, rank_bucket integer, above bigint)
+LANGUAGE sql STABLE
+AS $$
+    SELECT k.* FROM own_week_figures(p_user_id, p_week) AS me
+    CROSS JOIN LATERAL week_rank_of(p_user_id, p_week, me.best_difficulty, me.best_at, me.rank_bucket, me.folded) AS k
+$$;
 COMMENT ON FUNCTION week_rank(text, date) IS
-    'A user''s rank and the participant count in the week p_week (a Monday): final (drawn = true) once the week is drawn, else live (live_position, whose rank bucket and participants above it come along).';
+    'A user''s rank and the participant count in the week p_week (a Monday): final (drawn = true) once the week is drawn, else live (week_rank_of over the user''s own_week_figures).';
 REVOKE EXECUTE ON FUNCTION week_rank(text, date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION get_live_rank(p_user_id text, p_week_start date DEFAULT NULL,

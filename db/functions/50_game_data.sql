@@ -49,7 +49,7 @@ BEGIN
         'blockFound', w.found_block)
     INTO v_data
     FROM own_week_figures(v_user, v_week) AS w
-    CROSS JOIN LATERAL week_rank(v_user, v_week) AS r
+    CROSS JOIN LATERAL week_rank_of(v_user, v_week, w.best_difficulty, w.best_at, w.rank_bucket, w.folded) AS r
     CROSS JOIN LATERAL (SELECT network_difficulty_at(
                             least(lottery_week_start_ts(v_week + 7) - interval '1 microsecond', v_now))
                         AS difficulty) AS n;
