@@ -23,8 +23,11 @@ from db.apply import url_for_database
 from db.cli import draws as cli_draws
 from db.cli.demo_data import generate_demo, segwit_v0_address
 
-ROOT = Path(__file__).resolve().parent.parent
 from core.rules import TRUEDIFFONE
+from tests.helpers import insert_events
+from tests.helpers import share as share_event
+
+ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
 
 
@@ -634,3 +637,26 @@ def test_ingest_counts_forged_shares_apart(tmp_path, fresh_db, fresh_db_url, cap
     assert "1 accepted shares claim more difficulty than their hash proves" in out
     assert fresh_db.execute("SELECT user_id FROM share_weekly_best").fetchall() == [("honest",)]
     assert fresh_db.execute("SELECT forged_shares FROM event_weeks").fetchone() == (1,)
+
+
+def test_fold_folds_what_is_pending_and_status_check_reports_a_fold_behind(capsys, fresh_db_url):
+    _, _, now = weeks(fresh_db_url)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        insert_events(conn, [share_event("alice", 5.0, now - dt.timedelta(minutes=5)),
+                             share_event("bob", 6.0, now - dt.timedelta(minutes=4))], fold_now=False)
+        # The fold last had everything 20 s ago, then 90 s ago: warning, then critical.
+        for age, severity, code in ((20, "warning", 1), (90, "critical", 2)):
+            conn.execute("UPDATE event_fold SET folded_at = now() - make_interval(secs => %s)", (age,))
+            status, out, _ = run(capsys, fresh_db_url, "status", "--check")
+            behind = [line for line in out.splitlines() if "fold_behind" in line]
+            assert len(behind) == 1 and behind[0].startswith(f"{severity}: fold_behind"), out
+            assert status >= code, out
+    status, out, _ = run(capsys, fresh_db_url, "fold")
+    assert (status, out.strip()) == (0, "folded 2 events")
+    status, out, _ = run(capsys, fresh_db_url, "status", "--check")
+    assert "fold_behind" not in out
+    status, out, _ = run(capsys, fresh_db_url, "fold")
+    assert (status, out.strip()) == (0, "folded 0 events")   # nothing pending: 0, and no error
+    with psycopg.connect(fresh_db_url) as conn:
+        assert conn.execute("SELECT user_id, share_count FROM share_weekly_best ORDER BY 1").fetchall() == \
+            [("alice", 1), ("bob", 1)]
